@@ -1,0 +1,181 @@
+"""The geometric animator: a depth-ordered piecewise-affine warp of the whole portrait.
+
+Control points are the avatar's 478 landmarks, a ring around the head that turns with it (hair), a wider fixed
+ring and the image border (background stays put). Eyes get their own triangles with the irises inside, so gaze
+and blinks move; the mouth is a hole that is filled with the driver's own mouth interior, colour-matched to the
+avatar's lips (or a dark interior when there is no driver image), so an open mouth never shows smeared lips.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from avatarcam.animators import register
+from avatarcam.animators.mesh import backward_map, delaunay_inside, paint_index_map, triangle_affines
+from avatarcam.config import AnimatorConfig
+from avatarcam.tracking import topology as T
+from avatarcam.tracking.geometry import fit_pose, from_canonical, to_canonical
+from avatarcam.types import Avatar, Motion
+
+N_LANDMARKS = 478
+LOWER_LIP_CHAIN = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+UPPER_LIP_CHAIN = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its centre
+HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
+NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
+OUTER_RING_SCALE = 2.2  # fixed ring: the background beyond it does not move
+
+
+def mouth_triangles() -> np.ndarray:
+    """A strip between the lower and upper inner-lip chains (both run corner to corner)."""
+    tris = []
+    lower, upper = LOWER_LIP_CHAIN, UPPER_LIP_CHAIN
+    for i in range(len(lower) - 1):
+        for tri in ((lower[i], lower[i + 1], upper[i + 1]), (lower[i], upper[i + 1], upper[i])):
+            if len(set(tri)) == 3:
+                tris.append(tri)
+    return np.asarray(tris, np.int32)
+
+
+def _polygon_area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+class WarpAnimator:
+    name = "warp"
+
+    def __init__(self, config: AnimatorConfig) -> None:
+        self.config = config
+        self._mouth = mouth_triangles()
+        self.avatar: Avatar | None = None
+
+    def prepare(self, avatar: Avatar) -> None:
+        self.avatar = avatar
+        size = avatar.size
+        face = avatar.face
+        lm = face.landmarks.astype(np.float64)
+        canon = to_canonical(lm, face.scale, face.rotation, face.translation)
+        oval = canon[T.FACE_OVAL]
+        centre = oval.mean(axis=0)
+        offsets = oval - centre
+        ring = centre + offsets * HEAD_RING_SCALE
+        above = offsets[:, 1] < 0
+        ring[above, 1] += offsets[above, 1] * HAIR_EXTRA
+        ring[:, 2] = oval[:, 2] + 0.3  # behind the face: painted under it
+        self._ring_canon = ring
+        self._ring_follow = np.where(offsets[:, 1] > 0.3, NECK_FOLLOW, 1.0)[:, None]
+        ring_src = from_canonical(ring, face.scale, face.rotation, face.translation)[:, :2]
+
+        oval_2d = lm[T.FACE_OVAL, :2]
+        centre_2d = oval_2d.mean(axis=0)
+        outer = centre_2d + (oval_2d - centre_2d) * OUTER_RING_SCALE
+        edge = np.linspace(0, size - 1, 9)
+        border = np.concatenate(
+            [
+                np.stack([edge, np.zeros_like(edge)], 1),
+                np.stack([edge, np.full_like(edge, size - 1)], 1),
+                np.stack([np.zeros_like(edge[1:-1]), edge[1:-1]], 1),
+                np.stack([np.full_like(edge[1:-1], size - 1), edge[1:-1]], 1),
+            ]
+        )
+        self._fixed = np.concatenate([outer, border])
+        self._src = np.concatenate([lm[:, :2], ring_src, self._fixed]).astype(np.float64)
+        n_ring = len(ring_src)
+        self._ring_slice = slice(N_LANDMARKS, N_LANDMARKS + n_ring)
+
+        # Background: Delaunay over the face outline, both rings and the border (covers the whole image).
+        from scipy.spatial import Delaunay
+
+        bg_ids = np.concatenate([np.asarray(T.FACE_OVAL), np.arange(N_LANDMARKS, len(self._src))])
+        self._background = bg_ids[Delaunay(self._src[bg_ids]).simplices].astype(np.int32)
+        eyes = [
+            delaunay_inside(lm[ids, :2], lm[contour, :2], np.asarray(ids))
+            for contour, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS), (T.LEFT_EYE, T.LEFT_IRIS))
+            for ids in [contour + iris]
+        ]
+        self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
+        self._triangles = np.concatenate([self._background, self._face])
+        self._lip_colour = self._mean_lip_colour(avatar.image, lm)
+
+    def __call__(self, motion: Motion) -> np.ndarray:
+        if self.avatar is None:
+            raise RuntimeError("WarpAnimator.prepare(avatar) must be called first")
+        size = self.avatar.size
+        dst = self._targets(motion.landmarks.astype(np.float64))
+        grid = min(self.config.grid, size)
+        cell = size / grid
+        affines, ok = triangle_affines(dst, self._src, self._triangles)
+        depth = motion.landmarks[self._face, 2].mean(axis=1)
+        n_bg = len(self._background)
+        order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])
+        order = order[ok[order]]
+        # Grid cell i stands for output pixel (i + 0.5)·cell − 0.5, as cv2.resize assumes when it upsamples.
+        index_map = paint_index_map((grid, grid), (dst + 0.5) / cell - 0.5, self._triangles, order)
+        map_x, map_y = backward_map(index_map, affines, cell)
+        if grid != size:
+            map_x = cv2.resize(map_x, (size, size), interpolation=cv2.INTER_LINEAR)
+            map_y = cv2.resize(map_y, (size, size), interpolation=cv2.INTER_LINEAR)
+        out = cv2.remap(self.avatar.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        if self.config.mouth_interior:
+            self._fill_mouth(out, motion, dst)
+        return out
+
+    def close(self) -> None:
+        self.avatar = None
+
+    def _targets(self, landmarks: np.ndarray) -> np.ndarray:
+        """Where every control point goes: landmarks as given, the hair ring with the head, the rest fixed."""
+        scale, rot, trans = fit_pose(landmarks)
+        ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2]
+        ring_src = self._src[self._ring_slice]
+        ring = ring_src + (ring_now - ring_src) * self._ring_follow
+        return np.concatenate([landmarks[:, :2], ring, self._fixed])
+
+    @staticmethod
+    def _mean_lip_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(lm[T.OUTER_LIPS, :2]).astype(np.int32)], 1)
+        cv2.fillPoly(mask, [np.round(lm[T.INNER_LIPS, :2]).astype(np.int32)], 0)
+        if mask.sum() < 4:
+            return np.array([150.0, 80.0, 80.0])
+        return image[mask > 0].reshape(-1, 3).mean(axis=0)
+
+    def _fill_mouth(self, out: np.ndarray, motion: Motion, dst: np.ndarray) -> None:
+        """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
+        inner = dst[T.INNER_LIPS]
+        iod = float(np.linalg.norm(dst[T.RIGHT_EYE_OUTER] - dst[T.LEFT_EYE_OUTER]))
+        if _polygon_area(inner) < 0.002 * iod * iod:
+            return
+        h, w = out.shape[:2]
+        x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + 3
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        local = dst - (x0, y0)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round(local[T.INNER_LIPS] * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        region = out[y0:y1, x0:x1]
+        face = motion.driver_face
+        if motion.driver is not None and face is not None:
+            driver_lm = face.landmarks[:, :2].astype(np.float64)
+            affines, ok = triangle_affines(local, driver_lm, self._mouth)
+            order = np.flatnonzero(ok)
+            index_map = paint_index_map(mask.shape, local, self._mouth, order)
+            index_map[index_map < 0] = order[0] if len(order) else -1
+            map_x, map_y = backward_map(index_map, affines, 1.0)
+            interior = cv2.remap(motion.driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            # Colour match: scale the driver's interior by the avatar/driver lip colour ratio.
+            gain = np.clip(
+                self._lip_colour / np.maximum(self._mean_lip_colour(motion.driver.image, driver_lm), 1), 0.6, 1.6
+            )
+            interior = np.clip(interior * gain, 0, 255)
+        else:
+            interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0
+        region[:] = (region * (1 - alpha) + interior * alpha).astype(np.uint8)
+
+
+register("warp")(WarpAnimator)

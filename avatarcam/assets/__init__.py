@@ -1,0 +1,1 @@
+"""Files the package ships: canonical face, default avatar."""

@@ -1,0 +1,100 @@
+"""Loading a portrait as an Avatar: checked, cropped to a square, landmarks found once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.tracking.tracker import face_from_landmarks
+from avatarcam.types import Avatar
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+MAX_PIXELS = 40_000_000  # larger images are refused before decoding
+MIN_FACE_FRACTION = 0.08  # the face's width must be at least this share of the square
+DEFAULT_AVATAR = "default_avatar.png"
+
+
+class AvatarError(ValueError):
+    """A portrait that cannot be used, with a message that says why and what to do."""
+
+
+def square_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize to size×size (the render contract)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y, x = (h - side) // 2, (w - side) // 2
+    crop = image[y : y + side, x : x + side]
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=interp))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An RGB uint8 image from a file, or AvatarError with a clear reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise AvatarError(f"portrait not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    header_ok = cv2.haveImageReader(str(path)) if data.size else False
+    if not header_ok:
+        raise AvatarError(f"{path} is not an image file OpenCV can read (use PNG or JPEG)")
+    probe = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    if probe is None:
+        raise AvatarError(f"{path} is corrupt or not an image")
+    if probe.shape[0] * probe.shape[1] * 64 > MAX_PIXELS:
+        raise AvatarError(f"{path} is too large ({probe.shape[1] * 8}×{probe.shape[0] * 8} px); use at most 40 MP")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise AvatarError(f"{path} is corrupt or not an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def default_avatar_path() -> Path:
+    return Path(str(resources.files("avatarcam.assets").joinpath(DEFAULT_AVATAR)))
+
+
+def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str = "") -> Avatar:
+    """Prepares an RGB portrait: square crop at `size`, the largest face's landmarks and pose."""
+    square = square_crop(image, size)
+    detector = FaceMeshDetector(static=True, max_faces=4)
+    try:
+        found = detector(square)
+        faces = detector.faces_found
+    finally:
+        detector.close()
+    if found is None:
+        raise AvatarError(
+            f"no face found in {name}: use a portrait with one clearly visible, roughly frontal face "
+            "(the whole image is centre-cropped to a square first)"
+        )
+    landmarks, _ = found
+    width = float(np.ptp(landmarks[:, 0]))
+    if width < MIN_FACE_FRACTION * size:
+        raise AvatarError(
+            f"the face in {name} is too small ({width / size:.0%} of the image width after cropping to a square); "
+            "crop the portrait closer to the face"
+        )
+    if faces > 1:
+        log.warning("%s has %d faces: animating the largest", name, faces)
+    key = hashlib.sha256(square.tobytes()).hexdigest()[:16]
+    return Avatar(name=name, image=square, face=face_from_landmarks(landmarks), key=key, source=source)
+
+
+def load_avatar(path: str | Path | None, size: int) -> Avatar:
+    """An Avatar from a portrait file, or the bundled default avatar when path is empty."""
+    path = Path(path) if path else default_avatar_path()
+    return make_avatar(read_image(path), size, name=path.stem, source=str(path))
+
+
+def list_avatars(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AvatarError(f"avatar folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

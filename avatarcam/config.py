@@ -1,0 +1,163 @@
+"""One dataclass tree holds every setting; defaults live here only.
+
+A TOML file (`--config FILE`, or the user's config dir) overrides the defaults section by section, and CLI flags
+override both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+APP_NAME = "avatarcam"
+
+
+def user_data_dir() -> Path:
+    """Where per-avatar caches live (XDG on Linux, the usual places elsewhere)."""
+    import os
+    import sys
+
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / APP_NAME
+
+
+@dataclass
+class SourceConfig:
+    kind: str = "auto"  # auto (camera, else demo) | camera | file | demo
+    camera: int = 0  # camera index
+    path: str = ""  # video file for kind=file
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    loop: bool = True  # loop a video file
+
+
+@dataclass
+class TrackerConfig:
+    backend: str = "facemesh"  # facemesh (bundled) | landmarker (needs a .task file)
+    task_file: str = ""  # MediaPipe Face Landmarker bundle, used by backend=landmarker
+    min_confidence: float = 0.5
+    # One Euro filter (Casiraghi et al.): cutoff in Hz at rest, and how fast it opens with speed.
+    pose_min_cutoff: float = 1.5
+    pose_beta: float = 0.6
+    expression_min_cutoff: float = 3.0
+    expression_beta: float = 1.5
+
+
+@dataclass
+class RetargetConfig:
+    expression_gain: float = 1.0  # scales the driver's expression deltas
+    rotation_gain: float = 1.0
+    translation_gain: float = 1.0
+    max_yaw_deg: float = 40.0
+    max_pitch_deg: float = 30.0
+    max_roll_deg: float = 35.0
+    hold_seconds: float = 0.5  # keep the last pose this long when the face is lost
+    ease_seconds: float = 1.0  # then ease to neutral over this long
+
+
+@dataclass
+class AnimatorConfig:
+    name: str = "warp"
+    size: int = 512  # the avatar is drawn at size×size
+    grid: int = 128  # warp field resolution (the image itself is warped at full size)
+    mouth_interior: bool = True  # paste the driver's colour-matched mouth interior into an open mouth
+
+
+@dataclass
+class OutputConfig:
+    sink: str = "auto"  # auto (virtual cam, else preview, else file) | virtual | preview | file | null
+    width: int = 960
+    height: int = 540
+    fps: float = 30.0
+    path: str = "avatarcam.mp4"  # for sink=file
+    mirror: bool = False
+    hud: bool = True
+
+
+@dataclass
+class HotkeyConfig:
+    global_keys: bool = True  # listen system-wide (pynput) so keys work while the call app has focus
+    bindings: dict[str, str] = field(
+        default_factory=lambda: {
+            "next_avatar": "<ctrl>+<alt>+n",
+            "previous_avatar": "<ctrl>+<alt>+p",
+            "reset_reference": "<ctrl>+<alt>+r",
+            "passthrough": "<ctrl>+<alt>+t",
+            "freeze": "<ctrl>+<alt>+f",
+            "hud": "<ctrl>+<alt>+h",
+            "mirror": "<ctrl>+<alt>+m",
+            "quit": "<ctrl>+<alt>+q",
+        }
+    )
+    # Single keys in the preview window.
+    preview_keys: dict[str, str] = field(
+        default_factory=lambda: {
+            "next_avatar": "n",
+            "previous_avatar": "p",
+            "reset_reference": "r",
+            "passthrough": "t",
+            "freeze": "f",
+            "hud": "h",
+            "mirror": "m",
+            "quit": "q",
+        }
+    )
+
+
+@dataclass
+class Config:
+    avatar: str = ""  # portrait image; empty = the bundled default avatar
+    avatars_dir: str = ""  # folder of portraits for next/previous avatar
+    source: SourceConfig = field(default_factory=SourceConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    retarget: RetargetConfig = field(default_factory=RetargetConfig)
+    animator: AnimatorConfig = field(default_factory=AnimatorConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
+
+
+def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"unknown setting '{where}{key}' (known: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"setting '{where}{key}' is a section, not a value")
+            _merge(current, value, f"{where}{key}.")
+        elif isinstance(current, dict):
+            current.update(value)
+        else:
+            setattr(obj, key, type(current)(value))
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file (if any), then `overrides` ({"section.key": value} or nested dicts)."""
+    config = Config()
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                _merge(config, tomllib.load(fh), "")
+        except FileNotFoundError:
+            raise ValueError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *sections, key = dotted.split(".")
+        nested: dict[str, Any] = {key: value}
+        for section in reversed(sections):
+            nested = {section: nested}
+        _merge(config, nested, "")
+    return config

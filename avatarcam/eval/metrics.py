@@ -1,0 +1,343 @@
+"""Quality metrics for animated frames, implemented exactly as the shared EVAL.md defines them.
+
+All frames are 256x256 RGB uint8 (see `square_resize`); landmark and jitter figures are in pixels at that size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import cv2
+import numpy as np
+
+FRAME_SIZE = 256
+SIGNALS = ("mouth", "eyes", "yaw", "pitch")
+# Driver std below which a signal does not move enough for a correlation to mean anything (EVAL.md).
+MOVE_THRESHOLDS = {"mouth": 0.03, "eyes": 0.015, "yaw": 0.04, "pitch": 0.03}
+ID_EVERY = 10
+# Identical frames have MSE 0; flooring it keeps PSNR finite so means stay usable (caps PSNR at 100 dB).
+MSE_FLOOR = 1e-10
+_FLAT_STD = 1e-9
+
+_EVAL_EXTRA_MSG = "identity metric needs the eval extra: pip install 'avatarcam[eval]'"
+
+
+class _FrameCache:
+    """Bounded LRU keyed by frame content: the static baseline repeats one frame and every method shares a driver."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, Any] = OrderedDict()
+
+    @staticmethod
+    def key(image: np.ndarray) -> bytes:
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+        digest.update(repr((image.shape, image.dtype.str)).encode())
+        return digest.digest()
+
+    def get(self, key: bytes) -> tuple[bool, Any]:
+        if key not in self._items:
+            return False, None
+        self._items.move_to_end(key)
+        return True, self._items[key]
+
+    def put(self, key: bytes, value: Any) -> None:
+        if self._size <= 0:
+            return
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+class StaticLandmarks:
+    """MediaPipe FaceMesh in static image mode: each frame is measured on its own, with no tracking to smooth it."""
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        import mediapipe as mp
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1)
+        self._cache = _FrameCache(cache_size)
+
+    def __call__(self, image_rgb_256: np.ndarray) -> np.ndarray | None:
+        """(478, 2) float pixel coordinates of the face, or None when no face is found."""
+        key = self._cache.key(image_rgb_256)
+        hit, value = self._cache.get(key)
+        if hit:
+            return None if value is None else value.copy()
+        height, width = image_rgb_256.shape[:2]
+        result = self._mesh.process(np.ascontiguousarray(image_rgb_256))
+        points = None
+        if result.multi_face_landmarks:
+            marks = result.multi_face_landmarks[0].landmark
+            points = np.array([(m.x * width, m.y * height) for m in marks], dtype=np.float64)
+        self._cache.put(key, points)
+        return None if points is None else points.copy()
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _models_dir() -> Path | None:
+    # Located without importing face_recognition_models: its __init__ needs pkg_resources, often absent.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+_DLIB_MODELS = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
+
+
+class IdentityEmbedder:
+    """dlib face embeddings (128-d); distances below 0.6 mean the same person."""
+
+    def __init__(self, cache_size: int = 1024) -> None:
+        if not IdentityEmbedder.available():
+            raise RuntimeError(_EVAL_EXTRA_MSG)
+        import dlib
+
+        models = _models_dir()
+        assert models is not None  # guaranteed by available()
+        self._detector = dlib.get_frontal_face_detector()
+        self._shapes = dlib.shape_predictor(str(models / _DLIB_MODELS[0]))
+        self._encoder = dlib.face_recognition_model_v1(str(models / _DLIB_MODELS[1]))
+        self._cache = _FrameCache(cache_size)
+
+    @staticmethod
+    def available() -> bool:
+        models = _models_dir()
+        return (
+            importlib.util.find_spec("dlib") is not None
+            and models is not None
+            and all((models / name).is_file() for name in _DLIB_MODELS)
+        )
+
+    def __call__(self, image_rgb: np.ndarray) -> np.ndarray | None:
+        """128-d embedding of the largest detected face, or None when dlib finds no face (callers count these)."""
+        key = self._cache.key(image_rgb)
+        hit, value = self._cache.get(key)
+        if hit:
+            return None if value is None else value.copy()
+        image = np.ascontiguousarray(image_rgb)
+        faces = self._detector(image, 1)
+        embedding = None
+        if len(faces) > 0:
+            face = max(faces, key=lambda rect: rect.area())
+            descriptor = self._encoder.compute_face_descriptor(image, self._shapes(image, face))
+            embedding = np.array(descriptor, dtype=np.float64)
+        self._cache.put(key, embedding)
+        return None if embedding is None else embedding.copy()
+
+
+def square_resize(image: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
+    """Centre-crop to a square and resize to size x size."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    crop = image[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(crop)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+def motion_signals(lm: np.ndarray) -> dict[str, float]:
+    """Mouth, eye opening, yaw and pitch in units of the inter-ocular distance |p33 - p263|."""
+
+    def dist(a: int, b: int) -> float:
+        return float(np.linalg.norm(lm[a] - lm[b]))
+
+    iod = dist(33, 263)
+    return {
+        "mouth": dist(13, 14) / iod,
+        "eyes": (dist(159, 145) + dist(386, 374)) / (2.0 * iod),
+        "yaw": (dist(1, 234) - dist(1, 454)) / iod,
+        "pitch": (dist(1, 10) - dist(1, 152)) / iod,
+    }
+
+
+Landmarks = list[np.ndarray | None]
+
+
+def _check_frames(name: str, frames: Sequence[np.ndarray]) -> None:
+    expected = (FRAME_SIZE, FRAME_SIZE, 3)
+    for frame in frames:
+        if frame.shape != expected or frame.dtype != np.uint8:
+            raise ValueError(
+                f"{name} frames must be {expected} uint8 (use square_resize), got {frame.shape} {frame.dtype}"
+            )
+
+
+def _mean_or_nan(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def _pixel_metrics(
+    outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray], truth_lm: Landmarks
+) -> dict[str, float]:
+    l1, l1_face, psnr = [], [], []
+    for out, truth, lm in zip(outputs, truths, truth_lm, strict=False):
+        diff = np.abs(out.astype(np.float64) - truth.astype(np.float64)) / 255.0
+        l1.append(float(diff.mean()))
+        psnr.append(10.0 * math.log10(1.0 / max(float(np.mean(diff**2)), MSE_FLOOR)))
+        if lm is not None:
+            mask = np.zeros(truth.shape[:2], dtype=np.uint8)
+            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm).astype(np.int32)), 1)
+            if mask.any():
+                l1_face.append(float(diff[mask.astype(bool)].mean()))
+    return {"L1": _mean_or_nan(l1), "L1F": _mean_or_nan(l1_face), "PSNR": _mean_or_nan(psnr)}
+
+
+def _akd(output_lm: Landmarks, truth_lm: Landmarks) -> float:
+    distances = [
+        float(np.linalg.norm(out - truth, axis=1).mean())
+        for out, truth in zip(output_lm, truth_lm, strict=False)
+        if out is not None and truth is not None
+    ]
+    return _mean_or_nan(distances)
+
+
+def _jitter(lms: Landmarks) -> float:
+    """Mean Euclidean second difference, over frames whose face is found in it and both neighbours."""
+    values = []
+    for prev, cur, nxt in zip(lms, lms[1:], lms[2:], strict=False):
+        if prev is not None and cur is not None and nxt is not None:
+            values.append(float(np.linalg.norm(nxt - 2.0 * cur + prev, axis=1).mean()))
+    return _mean_or_nan(values)
+
+
+def _correlations(driver_lm: Landmarks, output_lm: Landmarks) -> dict[str, float]:
+    """Pearson r per signal; NaN where the driver does not move in it, 0 where the output does not follow."""
+    driver_sig = [motion_signals(lm) if lm is not None else None for lm in driver_lm]
+    output_sig = [motion_signals(lm) if lm is not None else None for lm in output_lm]
+    result = {}
+    for name in SIGNALS:
+        moving = np.array([s[name] for s in driver_sig if s is not None])
+        if len(moving) < 2 or float(moving.std()) < MOVE_THRESHOLDS[name]:
+            result[f"corr_{name}"] = math.nan
+            continue
+        pairs = np.array(
+            [(d[name], o[name]) for d, o in zip(driver_sig, output_sig, strict=True) if d is not None and o is not None]
+        )
+        # A frozen output, or one with (almost) no face, has not transferred the motion; the tolerance absorbs
+        # float rounding in the std of identical values.
+        if len(pairs) < 2 or float(pairs[:, 0].std()) < _FLAT_STD or float(pairs[:, 1].std()) < _FLAT_STD:
+            result[f"corr_{name}"] = 0.0
+            continue
+        result[f"corr_{name}"] = float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
+    return result
+
+
+def _identity(
+    outputs: Sequence[np.ndarray], references: Sequence[np.ndarray | None], identity: IdentityEmbedder
+) -> dict[str, float]:
+    """Distance of every ID_EVERY-th output to its reference embedding; id_miss counts outputs dlib finds no face in."""
+    distances, misses, sampled = [], 0, 0
+    for index in range(0, len(outputs), ID_EVERY):
+        sampled += 1
+        out = identity(outputs[index])
+        if out is None:
+            misses += 1
+        elif references[index] is not None:
+            distances.append(float(np.linalg.norm(out - references[index])))
+    return {"ID": _mean_or_nan(distances), "id_miss": misses / sampled if sampled else math.nan}
+
+
+def score_clip(
+    outputs: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray] | None = None,
+    driver: Sequence[np.ndarray] | None = None,
+    portrait: np.ndarray | None = None,
+    *,
+    landmarks: StaticLandmarks,
+    identity: IdentityEmbedder | None = None,
+) -> dict[str, float]:
+    """Metrics of one clip: self-reenactment when truths are given (they are the driver), else cross-reenactment."""
+    if truths is not None:
+        if len(truths) != len(outputs):
+            raise ValueError(f"{len(outputs)} outputs but {len(truths)} ground-truth frames")
+        driver = truths
+    elif driver is None or portrait is None:
+        raise ValueError("cross-reenactment needs both driver and portrait")
+    if len(driver) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs but {len(driver)} driver frames")
+    _check_frames("output", outputs)
+    _check_frames("driver", driver)
+
+    output_lm = [landmarks(frame) for frame in outputs]
+    driver_lm = [landmarks(frame) for frame in driver]
+    scores: dict[str, float] = {}
+    if truths is not None:
+        scores.update(_pixel_metrics(outputs, truths, driver_lm))
+        scores["AKD"] = _akd(output_lm, driver_lm)
+    if identity is not None:
+        if truths is not None:
+            references = [identity(truths[i]) if i % ID_EVERY == 0 else None for i in range(len(truths))]
+        else:
+            references = [identity(portrait)] * len(outputs)
+        scores.update(_identity(outputs, references, identity))
+    else:
+        scores["ID"] = math.nan
+    scores.update(_correlations(driver_lm, output_lm))
+    scores["miss"] = sum(lm is None for lm in output_lm) / len(outputs) if outputs else math.nan
+    scores["JIT"] = _jitter(output_lm)
+    scores["JIT_D"] = _jitter(driver_lm)
+    return scores
+
+
+def aggregate(per_clip: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over the clips where it is defined, and how many clips each correlation rests on."""
+    keys = list(dict.fromkeys(key for clip in per_clip for key in clip))
+    result: dict[str, float] = {"n_clips": float(len(per_clip))}
+    for key in keys:
+        values = [clip[key] for clip in per_clip if key in clip and not math.isnan(clip[key])]
+        result[key] = _mean_or_nan(values)
+        if key.startswith("corr_"):
+            result[f"n_{key}"] = float(len(values))
+    return result
+
+
+# (result key, column header), in the order EVAL.md introduces the metrics.
+TABLE_COLUMNS = (
+    ("L1", "L1"),
+    ("L1F", "L1F"),
+    ("PSNR", "PSNR"),
+    ("AKD", "AKD"),
+    ("ID", "ID"),
+    ("corr_mouth", "mouth"),
+    ("corr_eyes", "eyes"),
+    ("corr_yaw", "yaw"),
+    ("corr_pitch", "pitch"),
+    ("miss", "miss"),
+    ("JIT", "JIT"),
+    ("JIT_D", "JIT_D"),
+)
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """Markdown table, one row per method; only the columns some method reports, NaN shown as n/a."""
+    columns = [(key, header) for key, header in TABLE_COLUMNS if any(key in row for row in rows.values())]
+    lines = [
+        "| method | " + " | ".join(header for _, header in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for method, row in rows.items():
+        cells = [_format_cell(row.get(key, math.nan)) for key, _ in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _format_cell(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"

@@ -1,0 +1,1 @@
+"""Camera, video-file and demo inputs; virtual-camera, preview and file outputs."""

@@ -1,0 +1,1 @@
+"""Retargeting: the driver's motion onto the avatar's face."""

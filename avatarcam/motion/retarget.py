@@ -1,0 +1,138 @@
+"""Relative motion transfer: the driver's change from its own neutral moves the avatar's own face.
+
+The avatar keeps its face shape (no identity leak): only the driver's pose change relative to the reference and
+its expression deformation in the canonical frame are applied. Eye apertures transfer as ratios, so a blink
+closes an avatar's eyes fully whatever their size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from avatarcam.config import RetargetConfig
+from avatarcam.tracking.geometry import (
+    euler_degrees,
+    expression_signals,
+    from_canonical,
+    rotation_from_euler,
+    to_canonical,
+)
+from avatarcam.types import Face, Frame, Motion
+
+# Upper/lower lid point pairs of each eye (same column), for aperture ratios.
+EYE_LIDS = {
+    "right": ([246, 161, 160, 159, 158, 157, 173], [7, 163, 144, 145, 153, 154, 155]),
+    "left": ([466, 388, 387, 386, 385, 384, 398], [249, 390, 373, 374, 380, 381, 382]),
+}
+
+
+class _Reference:
+    """The driver's neutral: pose and canonical shape when the reference was taken."""
+
+    def __init__(self, face: Face) -> None:
+        self.scale = face.scale
+        self.rotation = face.rotation
+        self.translation = face.translation
+        self.shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+
+
+class Retargeter:
+    def __init__(self, config: RetargetConfig) -> None:
+        self.config = config
+        self._reference: _Reference | None = None
+        self._avatar_shape: np.ndarray | None = None
+        self._avatar_face: Face | None = None
+        # Last applied change (rotation vector, log scale ratio, translation delta, shape delta), for hold/ease.
+        self._last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
+        self._lost_since: float | None = None
+
+    def set_avatar(self, face: Face) -> None:
+        self._avatar_face = face
+        lm = face.landmarks.astype(np.float64)
+        self._avatar_shape = to_canonical(lm, face.scale, face.rotation, face.translation)
+
+    def reset_reference(self) -> None:
+        """The next tracked face becomes the driver's neutral."""
+        self._reference = None
+
+    @property
+    def has_reference(self) -> bool:
+        return self._reference is not None
+
+    def __call__(self, face: Face | None, frame: Frame | None = None) -> Motion:
+        if self._avatar_face is None:
+            raise RuntimeError("Retargeter.set_avatar() must be called before use")
+        t = frame.timestamp_ns * 1e-9 if frame is not None else 0.0
+        if face is None:
+            return self._lost(t, frame)
+        self._lost_since = None
+        if self._reference is None:
+            self._reference = _Reference(face)
+        ref = self._reference
+        cfg = self.config
+        rel = face.rotation @ ref.rotation.T
+        rvec = cv2.Rodrigues(rel)[0].ravel() * cfg.rotation_gain
+        change = (
+            rvec,
+            float(np.log(face.scale / ref.scale)),
+            (face.translation - ref.translation) / ref.scale * cfg.translation_gain,
+            self._shape_delta(face, ref),
+        )
+        self._last = change
+        return self._motion(change, frame, face, tracked=True)
+
+    def _shape_delta(self, face: Face, ref: _Reference) -> np.ndarray:
+        shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+        delta = (shape - ref.shape) * self.config.expression_gain
+        avatar = self._avatar_shape
+        for upper, lower in EYE_LIDS.values():
+            # Lid motion scaled by the eyes' size ratio: the avatar's eye closes by the same fraction as the
+            # driver's (a full blink closes it fully, whatever its size), and is exact for the same face.
+            ref_gap = np.maximum(ref.shape[lower, 1] - ref.shape[upper, 1], 1e-3)
+            avatar_gap = np.maximum(avatar[lower, 1] - avatar[upper, 1], 1e-3)
+            ratio = np.clip(avatar_gap / ref_gap, 0.3, 3.0)
+            delta[upper, 1] *= ratio
+            delta[lower, 1] *= ratio
+            # Lids never cross.
+            overshoot = (avatar[upper, 1] + delta[upper, 1]) - (avatar[lower, 1] + delta[lower, 1])
+            delta[upper, 1] -= np.maximum(overshoot, 0.0)
+        return delta
+
+    def _lost(self, t: float, frame: Frame | None) -> Motion:
+        """Hold the last motion, then ease to the avatar's neutral."""
+        if self._last is None:
+            return self._motion(None, frame, None, tracked=False)
+        if self._lost_since is None:
+            self._lost_since = t
+        elapsed = t - self._lost_since - self.config.hold_seconds
+        k = 1.0 if elapsed <= 0 else max(0.0, 1.0 - elapsed / max(self.config.ease_seconds, 1e-6))
+        k = k * k * (3 - 2 * k)  # smoothstep: no visible jerk at either end
+        rvec, log_s, dt, ds = self._last
+        return self._motion((rvec * k, log_s * k, dt * k, ds * k), frame, None, tracked=False)
+
+    def _motion(self, change, frame: Frame | None, face: Face | None, tracked: bool) -> Motion:
+        av = self._avatar_face
+        if change is None:
+            return Motion(av.landmarks.copy(), av.rotation, dict(av.expression), frame, face, tracked)
+        rvec, log_s, dtrans, dshape = change
+        rel = self._limit(cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3, 1))[0])
+        rot = rel @ av.rotation
+        scale = av.scale * float(np.exp(log_s))
+        trans = av.translation + dtrans * av.scale
+        # Rotate about the avatar's own head centre (canonical origin), not the image origin.
+        shape = self._avatar_shape + dshape
+        landmarks = from_canonical(shape, scale, rot, trans).astype(np.float32)
+        return Motion(landmarks, rot, expression_signals(landmarks), frame, face, tracked)
+
+    def _limit(self, rel: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        yaw, pitch, roll = euler_degrees(rel)
+        clipped = (
+            float(np.clip(yaw, -cfg.max_yaw_deg, cfg.max_yaw_deg)),
+            float(np.clip(pitch, -cfg.max_pitch_deg, cfg.max_pitch_deg)),
+            float(np.clip(roll, -cfg.max_roll_deg, cfg.max_roll_deg)),
+        )
+        if clipped == (yaw, pitch, roll):
+            return rel
+        return rotation_from_euler(*clipped)

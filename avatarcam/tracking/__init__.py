@@ -1,0 +1,1 @@
+"""Face tracking: MediaPipe landmarks, head pose, expression signals, filtering."""

@@ -1,0 +1,102 @@
+"""Landmark detectors: MediaPipe's bundled FaceMesh (default) and the Tasks Face Landmarker (.task file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class LandmarkDetector(Protocol):
+    """Finds the main face in an RGB image: 478×3 pixel landmarks (+ blendshapes when the model has them)."""
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float] | None] | None: ...
+
+    def close(self) -> None: ...
+
+
+def _largest(faces: list[np.ndarray]) -> np.ndarray:
+    return max(faces, key=lambda lm: np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]))
+
+
+def _to_pixels(points, width: int, height: int) -> np.ndarray:
+    return np.array([(p.x * width, p.y * height, p.z * width) for p in points], dtype=np.float32)
+
+
+class FaceMeshDetector:
+    """MediaPipe FaceMesh with irises (model inside the mediapipe wheel: nothing to download)."""
+
+    def __init__(self, static: bool = False, max_faces: int = 1, min_confidence: float = 0.5) -> None:
+        import mediapipe as mp
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+        self.faces_found = 0  # faces in the last image (to tell the user when there are several)
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, None] | None:
+        h, w = image.shape[:2]
+        result = self._mesh.process(np.ascontiguousarray(image))
+        found = result.multi_face_landmarks or []
+        self.faces_found = len(found)
+        if not found:
+            return None
+        return _largest([_to_pixels(f.landmark, w, h) for f in found]), None
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class LandmarkerDetector:
+    """MediaPipe Tasks Face Landmarker from a user-supplied .task bundle: same 478 points plus 52 blendshapes."""
+
+    def __init__(self, task_file: str, max_faces: int = 1, min_confidence: float = 0.5) -> None:
+        path = Path(task_file)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Face Landmarker model not found: {task_file} (download face_landmarker.task from MediaPipe's "
+                "model page, or use tracker.backend = 'facemesh', which needs no file)"
+            )
+        from mediapipe.tasks.python import BaseOptions
+        from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
+
+        options = FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=path.read_bytes()),
+            running_mode=RunningMode.IMAGE,
+            num_faces=max_faces,
+            min_face_detection_confidence=min_confidence,
+            output_face_blendshapes=True,
+        )
+        self._landmarker = FaceLandmarker.create_from_options(options)
+        self.faces_found = 0
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float] | None] | None:
+        import mediapipe as mp
+
+        h, w = image.shape[:2]
+        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        self.faces_found = len(result.face_landmarks)
+        if not result.face_landmarks:
+            return None
+        faces = [_to_pixels(f, w, h) for f in result.face_landmarks]
+        best = max(range(len(faces)), key=lambda i: np.ptp(faces[i][:, 0]) * np.ptp(faces[i][:, 1]))
+        shapes = None
+        if result.face_blendshapes:
+            shapes = {c.category_name: float(c.score) for c in result.face_blendshapes[best]}
+        return faces[best], shapes
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+
+def make_detector(backend: str, task_file: str = "", static: bool = False, min_confidence: float = 0.5):
+    if backend == "facemesh":
+        return FaceMeshDetector(static=static, max_faces=4 if static else 1, min_confidence=min_confidence)
+    if backend == "landmarker":
+        return LandmarkerDetector(task_file, max_faces=4 if static else 1, min_confidence=min_confidence)
+    raise ValueError(f"unknown tracker backend '{backend}' (choose facemesh or landmarker)")

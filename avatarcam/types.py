@@ -1,0 +1,78 @@
+"""The vocabulary every stage speaks: plain dataclasses, no behaviour beyond checks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NUM_LANDMARKS = 478
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()
+
+
+@dataclass
+class Frame:
+    """An H×W×3 uint8 RGB image and the monotonic time it was captured."""
+
+    image: np.ndarray
+    timestamp_ns: int = field(default_factory=now_ns)
+    index: int = 0
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"Frame needs an H×W×3 uint8 RGB image, got shape {img.shape} dtype {img.dtype}")
+
+
+@dataclass
+class Face:
+    """One tracked face, in the pixel coordinates of the image it was found in.
+
+    `landmarks` are 478×3 (x, y in pixels; z in the same pixel scale, towards the camera negative).
+    The pose maps the canonical face into the image: landmarks ≈ scale · canonical @ rotation.T + translation.
+    """
+
+    landmarks: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+    expression: dict[str, float]
+    confidence: float = 1.0
+    blendshapes: dict[str, float] | None = None
+
+    @property
+    def xy(self) -> np.ndarray:
+        return self.landmarks[:, :2]
+
+
+@dataclass
+class Motion:
+    """What the avatar must do this frame, in avatar pixels."""
+
+    landmarks: np.ndarray
+    rotation: np.ndarray
+    expression: dict[str, float]
+    driver: Frame | None = None
+    driver_face: Face | None = None
+    tracked: bool = True
+
+
+@dataclass
+class Avatar:
+    """A prepared portrait: the square image the animators draw, its face, and per-avatar model state."""
+
+    name: str
+    image: np.ndarray
+    face: Face
+    key: str
+    source: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.image.shape[0])

@@ -1,0 +1,198 @@
+import sys
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import pytest
+import pyvirtualcam
+import pyvirtualcam.camera
+
+from avatarcam.config import OutputConfig
+from avatarcam.io.sinks import (
+    NullSink,
+    PreviewSink,
+    RecorderSink,
+    SinkError,
+    VirtualCameraSink,
+    draw_hud,
+    letterbox,
+    make_background,
+    open_sink,
+    virtual_camera_hint,
+)
+from avatarcam.io.sources import read_video
+
+
+class FakeBackend:
+    """A pyvirtualcam backend that keeps what it is sent."""
+
+    instances: ClassVar[list["FakeBackend"]] = []
+
+    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
+        self.width, self.height, self.fourcc = width, height, fourcc
+        self.frames: list[np.ndarray] = []
+        self.closed = False
+        FakeBackend.instances.append(self)
+
+    def send(self, frame: np.ndarray) -> None:
+        self.frames.append(frame.copy())
+
+    def close(self) -> None:
+        self.closed = True
+
+    def device(self) -> str:
+        return "fake0"
+
+    def native_fourcc(self) -> int | None:
+        return None
+
+
+class NoDeviceBackend:
+    def __init__(self, **kw) -> None:
+        raise RuntimeError("No v4l2 loopback device found")
+
+
+@pytest.fixture
+def no_display(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+
+def gradient(h: int, w: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w]
+    return np.stack([xs * 255 // max(1, w - 1), ys * 255 // max(1, h - 1), (xs + ys) % 256], -1).astype(np.uint8)
+
+
+def test_virtual_camera_sends_rgb_frames_through_pyvirtualcam(monkeypatch):
+    monkeypatch.setattr(FakeBackend, "instances", [])
+    pyvirtualcam.register_backend("fake", FakeBackend)
+    image = gradient(48, 64)
+    with VirtualCameraSink(64, 48, 30, backend="fake") as sink:
+        assert sink.device == "fake0" and "fake0" in sink.name
+        sink.send(image)
+        sink.send(image[::-1].copy())
+        with pytest.raises(ValueError, match=r"expects 48×64×3 uint8"):
+            sink.send(np.zeros((48, 64, 4), np.uint8))
+        with pytest.raises(ValueError, match="float32"):
+            sink.send(np.zeros((48, 64, 3), np.float32))
+    backend = FakeBackend.instances[0]
+    assert backend.closed
+    assert backend.fourcc == pyvirtualcam.camera.encode_fourcc(pyvirtualcam.PixelFormat.RGB.value)
+    assert len(backend.frames) == 2
+    np.testing.assert_array_equal(backend.frames[0].reshape(48, 64, 3), image)
+    np.testing.assert_array_equal(backend.frames[1].reshape(48, 64, 3), image[::-1])
+
+
+def test_virtual_camera_failure_says_how_to_create_one(monkeypatch):
+    monkeypatch.setattr(pyvirtualcam.camera, "BACKENDS", {"v4l2loopback": NoDeviceBackend})
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    with pytest.raises(SinkError) as info:
+        VirtualCameraSink(64, 48, 30)
+    assert "No v4l2 loopback device found" in info.value.reason
+    assert "sudo modprobe v4l2loopback exclusive_caps=1 card_label=avatarcam" in str(info.value)
+    assert "video` group" in str(info.value)
+
+
+def test_virtual_camera_hint_per_os():
+    assert "OBS Studio 30+" in virtual_camera_hint("Windows")
+    assert "OBS Studio 30+" in virtual_camera_hint("Darwin")
+    assert "modprobe" in virtual_camera_hint("Linux") and "OBS" not in virtual_camera_hint("Linux")
+    other = virtual_camera_hint("Plan9")
+    assert "modprobe" in other and "OBS" in other
+
+
+def test_preview_without_display_raises(no_display):
+    with pytest.raises(SinkError, match="no display"):
+        PreviewSink("t", 64, 48)
+
+
+def test_open_sink_auto_falls_back_to_file_with_fix_hint(monkeypatch, no_display, tmp_path):
+    monkeypatch.setattr(pyvirtualcam.camera, "BACKENDS", {"v4l2loopback": NoDeviceBackend})
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    path = tmp_path / "out" / "auto.mp4"
+    config = OutputConfig(sink="auto", width=64, height=48, fps=10, path=str(path))
+    sink, message = open_sink(config)
+    with sink:
+        assert isinstance(sink, RecorderSink)
+        sink.send(gradient(48, 64))
+    assert "auto.mp4" in message and "no display" in message
+    assert "sudo modprobe v4l2loopback exclusive_caps=1 card_label=avatarcam" in message
+    frames, _ = read_video(path)
+    assert len(frames) == 1
+
+
+def test_open_sink_explicit_kinds(tmp_path):
+    sink, message = open_sink(OutputConfig(sink="auto"), kind_override="null")
+    assert isinstance(sink, NullSink) and "discarded" in message
+    with pytest.raises(ValueError, match="unknown output sink"):
+        open_sink(OutputConfig(sink="screen"))
+
+
+def test_recorder_writes_a_readable_mp4(tmp_path):
+    path = tmp_path / "nested" / "dir" / "rec.mp4"
+    with RecorderSink(path, 15, 64, 48) as sink:
+        for i in range(12):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[..., 0] = 40 + 10 * i  # red rising
+            sink.send(image)
+        assert sink.frames_written == 12
+        with pytest.raises(ValueError, match="expects 48×64×3"):
+            sink.send(np.zeros((10, 10, 3), np.uint8))
+    frames, fps = read_video(path)
+    assert len(frames) == 12 and fps == pytest.approx(15)
+    assert frames[0].shape == (48, 64, 3)
+    red, green, blue = frames[-1].reshape(-1, 3).mean(axis=0)
+    assert red == pytest.approx(150, abs=6) and green < 8 and blue < 8
+
+
+def test_recorder_unwritable_path_raises(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SinkError, match="rec.mp4"):
+        RecorderSink(blocker / "rec.mp4", 30, 64, 48)
+
+
+def test_null_sink_counts():
+    with NullSink() as sink:
+        for _ in range(3):
+            sink.send(np.zeros((2, 2, 3), np.uint8))
+        assert sink.poll_key() is None
+    assert sink.frames_sent == 3
+
+
+def test_letterbox_centres_the_square_over_the_background():
+    square = gradient(100, 100)
+    background = make_background(square, 160, 90)
+    assert background.shape == (90, 160, 3) and background.dtype == np.uint8
+    out = letterbox(square, 160, 90, background)
+    assert out.shape == (90, 160, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:, 35:125], cv2.resize(square, (90, 90), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(out[:, :35], background[:, :35])
+    np.testing.assert_array_equal(out[:, 125:], background[:, 125:])
+    assert out[:, :35].any()  # sides are filled, not black
+
+
+def test_letterbox_without_background_is_black_and_keeps_same_size_square():
+    square = gradient(48, 48)
+    out = letterbox(square, 64, 48, None)
+    np.testing.assert_array_equal(out[:, 8:56], square)
+    assert not out[:, :8].any() and not out[:, 56:].any()
+
+
+def test_background_is_blurred():
+    square = np.zeros((64, 64, 3), np.uint8)
+    square[:, ::2] = 255  # maximal high frequency
+    background = make_background(square, 128, 72)
+    assert background.std() < 10
+
+
+def test_draw_hud_marks_top_left_only_and_copies():
+    image = np.full((540, 960, 3), 200, np.uint8)
+    out = draw_hud(image, ["fps 30.0", "avatar: demo"])
+    assert out.shape == image.shape
+    assert (image == 200).all()  # input untouched
+    assert (out[:4, :4] == 100).all()  # translucent dark box (half brightness)
+    assert (out[300:, 500:] == 200).all()
+    assert (out[:40, :100] > 200).any()  # white text inside the box
+    np.testing.assert_array_equal(draw_hud(image, []), image)
