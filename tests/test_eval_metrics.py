@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from avatarcam.avatar import square_crop
 from avatarcam.eval.metrics import (
     MOVE_THRESHOLDS,
     IdentityEmbedder,
@@ -18,7 +19,6 @@ from avatarcam.eval.metrics import (
     format_table,
     motion_signals,
     score_clip,
-    square_resize,
 )
 from avatarcam.eval.sidebyside import save_image, side_by_side
 
@@ -28,7 +28,7 @@ PORTRAITS = SHARED_DATA / "portraits"
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    return square_resize(data.astronaut()[20:260, 120:360])
+    return square_crop(data.astronaut()[20:260, 120:360], 256)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _load_portrait(name: str) -> np.ndarray:
     path = PORTRAITS / name
     if not path.is_file():
         pytest.skip(f"shared data absent: {path}")
-    return square_resize(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+    return square_crop(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), 256)
 
 
 def _squashed(image: np.ndarray, factors: list[float]) -> list[np.ndarray]:
@@ -66,10 +66,10 @@ def moving_clip(astronaut: np.ndarray) -> list[np.ndarray]:
     return _squashed(astronaut, [1.0, 0.8, 1.3, 0.85, 1.4, 0.9, 1.2, 0.8, 1.35, 1.0, 1.3, 0.8])
 
 
-def test_square_resize_crops_centre_and_sizes() -> None:
+def test_square_crop_crops_centre_and_sizes() -> None:
     wide = np.zeros((100, 300, 3), dtype=np.uint8)
     wide[:, 100:200] = 255
-    out = square_resize(wide, 50)
+    out = square_crop(wide, 50)
     assert out.shape == (50, 50, 3)
     assert out.min() == 255
 
@@ -132,7 +132,7 @@ def test_faceless_output_counts_as_miss(landmarks: StaticLandmarks, moving_clip:
 
 def test_score_clip_rejects_unsized_frames(landmarks: StaticLandmarks) -> None:
     frames = [np.zeros((100, 100, 3), dtype=np.uint8)] * 3
-    with pytest.raises(ValueError, match="square_resize"):
+    with pytest.raises(ValueError, match="square_crop"):
         score_clip(frames, truths=frames, landmarks=landmarks)
 
 

@@ -25,6 +25,7 @@ HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its ce
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
 NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
 OUTER_RING_SCALE = 2.2  # fixed ring: the background beyond it does not move
+OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
 
 
 def mouth_triangles() -> np.ndarray:
@@ -98,6 +99,9 @@ class WarpAnimator:
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
         self._triangles = np.concatenate([self._background, self._face])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
+        iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
+        # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
+        self._own_interior = _polygon_area(lm[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
 
     def __call__(self, motion: Motion) -> np.ndarray:
         if self.avatar is None:
@@ -114,6 +118,7 @@ class WarpAnimator:
         # Grid cell i stands for output pixel (i + 0.5)·cell − 0.5, as cv2.resize assumes when it upsamples.
         index_map = paint_index_map((grid, grid), (dst + 0.5) / cell - 0.5, self._triangles, order)
         map_x, map_y = backward_map(index_map, affines, cell)
+        map_x, map_y = self._smooth_background(map_x, map_y, index_map >= n_bg, cell)
         if grid != size:
             map_x = cv2.resize(map_x, (size, size), interpolation=cv2.INTER_LINEAR)
             map_y = cv2.resize(map_y, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -124,6 +129,21 @@ class WarpAnimator:
 
     def close(self) -> None:
         self.avatar = None
+
+    @staticmethod
+    def _smooth_background(map_x: np.ndarray, map_y: np.ndarray, on_face: np.ndarray, cell: float):
+        """Blurs the displacement outside the face: piecewise-affine creases in hair and neck disappear,
+        while the face itself (where landmark accuracy matters) keeps its exact map."""
+        grid = map_x.shape[0]
+        ident = (np.arange(grid, dtype=np.float32) + 0.5) * cell - 0.5
+        dx, dy = map_x - ident[None, :], map_y - ident[:, None]
+        sigma = grid / 40
+        blur_x = cv2.GaussianBlur(dx, (0, 0), sigma)
+        blur_y = cv2.GaussianBlur(dy, (0, 0), sigma)
+        keep = np.clip(cv2.GaussianBlur(on_face.astype(np.float32), (0, 0), sigma / 2) * 2, 0, 1)
+        map_x = ident[None, :] + dx * keep + blur_x * (1 - keep)
+        map_y = ident[:, None] + dy * keep + blur_y * (1 - keep)
+        return map_x.astype(np.float32), map_y.astype(np.float32)
 
     def _targets(self, landmarks: np.ndarray) -> np.ndarray:
         """Where every control point goes: landmarks as given, the hair ring with the head, the rest fixed."""
@@ -146,7 +166,10 @@ class WarpAnimator:
         """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
         inner = dst[T.INNER_LIPS]
         iod = float(np.linalg.norm(dst[T.RIGHT_EYE_OUTER] - dst[T.LEFT_EYE_OUTER]))
-        if _polygon_area(inner) < 0.002 * iod * iod:
+        if _polygon_area(inner) < OPEN_MOUTH_AREA * iod * iod:
+            return
+        face = motion.driver_face
+        if (motion.driver is None or face is None) and self._own_interior:
             return
         h, w = out.shape[:2]
         x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
@@ -158,7 +181,6 @@ class WarpAnimator:
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillPoly(mask, [np.round(local[T.INNER_LIPS] * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         region = out[y0:y1, x0:x1]
-        face = motion.driver_face
         if motion.driver is not None and face is not None:
             driver_lm = face.landmarks[:, :2].astype(np.float64)
             affines, ok = triangle_affines(local, driver_lm, self._mouth)

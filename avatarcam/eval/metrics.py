@@ -1,6 +1,7 @@
 """Quality metrics for animated frames, implemented exactly as the shared EVAL.md defines them.
 
-All frames are 256x256 RGB uint8 (see `square_resize`); landmark and jitter figures are in pixels at that size.
+All frames are 256x256 RGB uint8 (see `avatarcam.avatar.square_crop`); landmark and jitter figures are in
+pixels at that size.
 """
 
 from __future__ import annotations
@@ -141,18 +142,6 @@ class IdentityEmbedder:
         return None if embedding is None else embedding.copy()
 
 
-def square_resize(image: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
-    """Centre-crop to a square and resize to size x size."""
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    crop = image[top : top + side, left : left + side]
-    if side == size:
-        return np.ascontiguousarray(crop)
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interpolation)
-
-
 def motion_signals(lm: np.ndarray) -> dict[str, float]:
     """Mouth, eye opening, yaw and pitch in units of the inter-ocular distance |p33 - p263|."""
 
@@ -176,7 +165,8 @@ def _check_frames(name: str, frames: Sequence[np.ndarray]) -> None:
     for frame in frames:
         if frame.shape != expected or frame.dtype != np.uint8:
             raise ValueError(
-                f"{name} frames must be {expected} uint8 (use square_resize), got {frame.shape} {frame.dtype}"
+                f"{name} frames must be {expected} uint8 (use avatarcam.avatar.square_crop), "
+                f"got {frame.shape} {frame.dtype}"
             )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatarcam.eval.metrics import square_resize
+from avatarcam.avatar import square_crop
 
 _LABEL_HEIGHT = 24
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -30,7 +30,7 @@ def side_by_side(columns: dict[str, list[np.ndarray]], frame_indices: list[int],
     blank = np.zeros((tile, tile, 3), dtype=np.uint8)
     stacks = []
     for name, frames in columns.items():
-        tiles = [square_resize(frames[i], tile) if 0 <= i < len(frames) else blank for i in frame_indices]
+        tiles = [square_crop(frames[i], tile) if 0 <= i < len(frames) else blank for i in frame_indices]
         stacks.append(np.vstack([_label(name, tile), *tiles]))
     return np.hstack(stacks)
 

@@ -1,0 +1,128 @@
+"""`avatarcam eval`: self- and cross-reenactment of a folder of clips, beside the static-portrait baseline."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from avatarcam.avatar import AvatarError, list_avatars, load_avatar, make_avatar, square_crop
+from avatarcam.config import Config
+from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, aggregate, format_table, score_clip
+from avatarcam.eval.sidebyside import save_image, side_by_side
+from avatarcam.io.sources import read_video
+from avatarcam.stages import FrameStages
+from avatarcam.types import Avatar, Frame
+
+log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
+
+
+@dataclass
+class EvalReport:
+    self_rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    cross_rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_clip: list[dict] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        parts = []
+        if self.self_rows:
+            parts += ["Self-reenactment (source = first frame)", "", format_table(self.self_rows), ""]
+        if self.cross_rows:
+            parts += ["Cross-reenactment (clip drives another person's portrait)", "", format_table(self.cross_rows)]
+        return "\n".join(parts)
+
+
+def animate(config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float) -> list[np.ndarray]:
+    stages = FrameStages(config, avatar)
+    try:
+        return [stages(Frame(image, int(i * 1e9 / fps), i)) for i, image in enumerate(drivers)]
+    finally:
+        stages.close()
+
+
+def list_clips(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"clip folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def run_eval(
+    config: Config,
+    clips_dir: str | Path,
+    animators: list[str],
+    portraits_dir: str | Path | None = None,
+    frames: int = 100,
+    size: int = 256,
+    limit: int | None = None,
+    out_dir: str | Path | None = None,
+    showcase: str | None = None,
+) -> EvalReport:
+    """Scores each animator and the static baseline; writes results.md, per_clip.json and side-by-sides."""
+    clips = list_clips(clips_dir)[:limit]
+    portraits: list[Avatar] = []
+    for path in list_avatars(portraits_dir) if portraits_dir else []:
+        try:
+            portraits.append(load_avatar(path, size))
+        except AvatarError as exc:
+            log.info("portrait skipped: %s", exc)
+    identity = IdentityEmbedder() if IdentityEmbedder.available() else None
+    if identity is None:
+        log.warning("identity metric off: install the eval extra (pip install 'avatarcam[eval]')")
+    landmarks = StaticLandmarks()
+    config.animator.size = size
+    report = EvalReport()
+    self_scores: dict[str, list] = {"static": [], **{a: [] for a in animators}}
+    cross_scores: dict[str, list] = {"static": [], **{a: [] for a in animators}} if portraits else {}
+    out = Path(out_dir) if out_dir else None
+    for k, clip in enumerate(tqdm(clips, desc="eval", unit="clip")):
+        originals, fps = read_video(clip, max_frames=frames)
+        truths = [square_crop(f, size) for f in originals]
+        try:
+            avatar = make_avatar(truths[0], size, name=clip.stem)
+        except AvatarError:
+            log.info("%s: no face in the first frame, skipped", clip.name)
+            continue
+        outputs = {"static": [truths[0]] * len(truths)}
+        for name in animators:
+            config.animator.name = name
+            outputs[name] = animate(config, avatar, originals, fps)
+        for name, frames_out in outputs.items():
+            scores = score_clip(frames_out, truths=truths, landmarks=landmarks, identity=identity)
+            self_scores[name].append(scores)
+            report.per_clip.append({"clip": clip.name, "mode": "self", "method": name, **scores})
+        cross_out: dict[str, list[np.ndarray]] = {}
+        if portraits:
+            portrait = portraits[k % len(portraits)]
+            cross_out["static"] = [portrait.image] * len(truths)
+            for name in animators:
+                config.animator.name = name
+                cross_out[name] = animate(config, portrait, originals, fps)
+            for name, frames_out in cross_out.items():
+                scores = score_clip(
+                    frames_out, driver=truths, portrait=portrait.image, landmarks=landmarks, identity=identity
+                )
+                cross_scores[name].append(scores)
+                report.per_clip.append(
+                    {"clip": clip.name, "portrait": portrait.name, "mode": "cross", "method": name, **scores}
+                )
+        if out and (showcase is None or showcase == clip.stem):
+            picks = list(np.linspace(0, len(truths) - 1, 5).astype(int))
+            columns = {"driver": truths, **{n: f for n, f in outputs.items() if n != "static"}}
+            save_image(out / f"self_{clip.stem}.png", side_by_side(columns, picks))
+            if cross_out:
+                cross_columns = {"driver": truths, **{f"{n} (cross)": f for n, f in cross_out.items()}}
+                save_image(out / f"cross_{clip.stem}.png", side_by_side(cross_columns, picks))
+    landmarks.close()
+    report.self_rows = {name: aggregate(rows) for name, rows in self_scores.items() if rows}
+    report.cross_rows = {name: aggregate(rows) for name, rows in cross_scores.items() if rows}
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text(report.markdown() + "\n")
+        (out / "per_clip.json").write_text(json.dumps(report.per_clip, indent=1, default=float))
+    return report

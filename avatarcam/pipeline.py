@@ -1,0 +1,194 @@
+"""The live frame loop: newest camera frame → stages → compositor → sink, with hotkeys and statistics.
+
+Two threads: the source's own capture thread keeps only the newest frame (a bounded queue of one that drops
+the oldest), and this loop tracks, animates and sends. The stages take a few milliseconds, far below a camera
+frame, so more threads would add latency and hand-offs without adding frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avatarcam.avatar import AvatarError, load_avatar
+from avatarcam.config import Config
+from avatarcam.hotkeys import Hotkeys
+from avatarcam.io.sinks import Sink, draw_hud, letterbox, make_background
+from avatarcam.io.sources import Source
+from avatarcam.stages import FrameStages
+from avatarcam.types import Avatar, Frame, now_ns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveStats:
+    frames: int = 0
+    repeats: int = 0  # frames re-sent while the camera was lost
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
+    send_times: deque = field(default_factory=lambda: deque(maxlen=60))
+
+    @property
+    def fps(self) -> float:
+        if len(self.send_times) < 2:
+            return 0.0
+        return (len(self.send_times) - 1) / max(self.send_times[-1] - self.send_times[0], 1e-9)
+
+    def latency(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else 0.0
+
+
+class LivePipeline:
+    def __init__(
+        self,
+        config: Config,
+        source: Source,
+        sink: Sink,
+        stages: FrameStages,
+        avatar_paths: list[Path] | None = None,
+        hotkeys: Hotkeys | None = None,
+    ) -> None:
+        self.config = config
+        self.source, self.sink, self.stages, self.hotkeys = source, sink, stages, hotkeys
+        self.avatar_paths = avatar_paths or []
+        self._avatar_index = 0
+        self.stats = LiveStats()
+        self.passthrough = self.frozen = False
+        self.hud = config.output.hud
+        self.mirror = config.output.mirror
+        self.message = ""
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
+        self._pending: Future[Avatar] | None = None
+        self._background = self._make_background(stages.avatar)
+        self._last_square = stages.avatar.image
+        self._last_sent: np.ndarray | None = None
+        self._running = True
+
+    def _make_background(self, avatar: Avatar) -> np.ndarray:
+        out = self.config.output
+        return make_background(avatar.image, out.width, out.height)
+
+    # Hotkey actions -----------------------------------------------------------------------------------------
+    def handle(self, action: str) -> None:
+        if action == "quit":
+            self._running = False
+        elif action in ("next_avatar", "previous_avatar"):
+            self._switch_avatar(1 if action == "next_avatar" else -1)
+        elif action == "reset_reference":
+            self.stages.reset_reference()
+            self.message = "reference reset: hold a neutral face"
+        elif action == "passthrough":
+            self.passthrough = not self.passthrough
+        elif action == "freeze":
+            self.frozen = not self.frozen
+        elif action == "hud":
+            self.hud = not self.hud
+        elif action == "mirror":
+            self.mirror = not self.mirror
+
+    def _switch_avatar(self, step: int) -> None:
+        if not self.avatar_paths:
+            self.message = "no avatar folder: set avatars_dir to switch avatars"
+            return
+        if self._pending is not None:
+            return  # one load at a time; the current avatar keeps playing meanwhile
+        self._avatar_index = (self._avatar_index + step) % len(self.avatar_paths)
+        path = self.avatar_paths[self._avatar_index]
+        self.message = f"loading {path.name}…"
+        self._pending = self._loader.submit(load_avatar, path, self.config.animator.size)
+
+    def _finish_switch(self) -> None:
+        if self._pending is None or not self._pending.done():
+            return
+        future, self._pending = self._pending, None
+        try:
+            avatar = future.result()
+        except AvatarError as exc:
+            self.message = f"avatar skipped: {exc}"
+            return
+        self.stages.set_avatar(avatar)
+        self._background = self._make_background(avatar)
+        self.message = f"avatar: {avatar.name}"
+
+    # The loop -----------------------------------------------------------------------------------------------
+    def step(self) -> bool:
+        """One frame (or one wait for a frame); False when the loop should end."""
+        if self.hotkeys:
+            self.hotkeys.feed_preview_key(self.sink.poll_key())
+            for action in self.hotkeys.poll():
+                self.handle(action)
+        self._finish_switch()
+        if not self._running:
+            return False
+        frame = self.source.read(timeout=0.5)
+        if frame is None:
+            if getattr(self.source, "finished", False):
+                return False
+            self._resend_last("camera lost: retrying…")
+            return True
+        self._send(self._square_for(frame), frame)
+        return True
+
+    def _square_for(self, frame: Frame) -> np.ndarray:
+        if self.frozen:
+            return self._last_square
+        if self.passthrough:
+            return frame.image
+        self._last_square = self.stages(frame)
+        return self._last_square
+
+    def _compose(self, square: np.ndarray, status: str = "") -> np.ndarray:
+        out = self.config.output
+        image = letterbox(square, out.width, out.height, self._background)
+        if self.mirror:
+            image = np.ascontiguousarray(image[:, ::-1])
+        if self.hud:
+            image = draw_hud(image, self._hud_lines(status))
+        return image
+
+    def _hud_lines(self, status: str) -> list[str]:
+        s = self.stats
+        mode = "passthrough" if self.passthrough else "frozen" if self.frozen else self.stages.animator.name
+        lines = [
+            f"{s.fps:4.1f} fps  latency p50 {s.latency(50):.0f} ms  p95 {s.latency(95):.0f} ms",
+            f"avatar: {self.stages.avatar.name}  [{mode}]  errors: {self.stages.errors}",
+        ]
+        if self.stages.last_face is None and not self.passthrough:
+            lines.append("no face: holding, then easing to neutral")
+        for extra in (status, self.message):
+            if extra:
+                lines.append(extra)
+        return lines
+
+    def _send(self, square: np.ndarray, frame: Frame) -> None:
+        image = self._compose(square)
+        self.sink.send(image)
+        self._last_sent = image
+        self.stats.frames += 1
+        self.stats.send_times.append(time.monotonic())
+        self.stats.latencies_ms.append((now_ns() - frame.timestamp_ns) / 1e6)
+
+    def _resend_last(self, status: str) -> None:
+        """Keeps the virtual camera alive with the last output while the camera is away."""
+        self.stats.repeats += 1
+        self.sink.send(self._compose(self._last_square, status))
+
+    def run(self, max_frames: int | None = None, max_seconds: float | None = None) -> LiveStats:
+        start = time.monotonic()
+        try:
+            while self.step():
+                if max_frames is not None and self.stats.frames >= max_frames:
+                    break
+                if max_seconds is not None and time.monotonic() - start >= max_seconds:
+                    break
+        except KeyboardInterrupt:
+            log.info("stopped by the user")
+        finally:
+            self._loader.shutdown(wait=False, cancel_futures=True)
+        return self.stats
