@@ -56,6 +56,20 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _face_in_zoomed_tiles(detector: FaceMeshDetector, square: np.ndarray) -> bool:
+    """Whether a small face shows up in one of nine overlapping half-size tiles, each zoomed back to full size.
+
+    Only small finds count: a big one in a zoomed tile was no face at full size either (an animal, a drawing)."""
+    h, w = square.shape[:2]
+    for y in (0, h // 4, h // 2):
+        for x in (0, w // 4, w // 2):
+            tile = cv2.resize(square[y : y + h // 2, x : x + w // 2], (w, h), interpolation=cv2.INTER_CUBIC)
+            found = detector(tile)
+            if found is not None and np.ptp(found[0][:, 0]) < 0.25 * w:
+                return True
+    return False
+
+
 def default_avatar_path() -> Path:
     return Path(str(resources.files("avatarcam.assets").joinpath(DEFAULT_AVATAR)))
 
@@ -67,8 +81,15 @@ def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str 
     try:
         found = detector(square)
         faces = detector.faces_found
+        # The detector misses faces below ~10% of the image, so look again, zoomed, to say why instead.
+        tiny = found is None and _face_in_zoomed_tiles(detector, square)
     finally:
         detector.close()
+    if tiny:
+        raise AvatarError(
+            f"the face in {name} is too small to animate (under a tenth of the image width after cropping to a "
+            "square); crop the portrait closer to the face"
+        )
     if found is None:
         raise AvatarError(
             f"no face found in {name}: use a portrait with one clearly visible, roughly frontal face "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarcam.avatar import AvatarError, load_avatar
+from avatarcam.avatar import AvatarError, load_avatar, square_crop
 from avatarcam.config import Config
 from avatarcam.hotkeys import Hotkeys
 from avatarcam.io.sinks import Sink, draw_hud, letterbox, make_background
@@ -138,8 +138,8 @@ class LivePipeline:
     def _square_for(self, frame: Frame) -> np.ndarray:
         if self.frozen:
             return self._last_square
-        if self.passthrough:
-            return frame.image
+        if self.passthrough:  # the camera's centre square: letterbox() expects a square and would squash it
+            return square_crop(frame.image, self.stages.avatar.size)
         self._last_square = self.stages(frame)
         return self._last_square
 

@@ -33,9 +33,9 @@ class StageTimes:
 class FrameStages:
     """Tracks the driver, retargets onto the avatar and draws it. Never raises on one bad frame."""
 
-    def __init__(self, config: Config, avatar: Avatar, static_tracking: bool = False) -> None:
+    def __init__(self, config: Config, avatar: Avatar) -> None:
         self.config = config
-        self.tracker = Tracker(config.tracker, static=static_tracking)
+        self.tracker = Tracker(config.tracker)
         self.retargeter = Retargeter(config.retarget)
         self.animator = animators.create(config.animator)
         self.times = StageTimes()

@@ -12,10 +12,16 @@ import cv2
 import numpy as np
 
 from avatarcam.animators import register
-from avatarcam.animators.mesh import backward_map, delaunay_inside, paint_index_map, triangle_affines
+from avatarcam.animators.mesh import (
+    backward_map,
+    delaunay_inside,
+    paint_index_map,
+    signed_areas,
+    triangle_affines,
+)
 from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
-from avatarcam.tracking.geometry import fit_pose, from_canonical, to_canonical
+from avatarcam.tracking.geometry import fit_pose, from_canonical, mirror_indices, to_canonical
 from avatarcam.types import Avatar, Motion
 
 N_LANDMARKS = 478
@@ -25,6 +31,8 @@ HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its ce
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
 NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
 OUTER_RING_SCALE = 2.2  # fixed ring: the background beyond it does not move
+HIDDEN_VISIBILITY = 0.5  # a face triangle seen at under this share of its frontal area is hidden in the portrait
+SEEN_VISIBILITY = 0.6  # ... and its mirror twin must be seen at least this well to lend its texture
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
 
 
@@ -98,10 +106,30 @@ class WarpAnimator:
         ]
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
         self._triangles = np.concatenate([self._background, self._face])
+        self._src_triangles = np.concatenate([self._background, self._texture_sources(canon)])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
         iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
         # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
         self._own_interior = _polygon_area(lm[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
+
+    def _texture_sources(self, canon: np.ndarray) -> np.ndarray:
+        """Source corners per face triangle: its own, or its mirror image's where the portrait hides it.
+
+        A portrait turned to one side hides its far cheek; when the driver turns the other way that cheek must
+        show, and the near cheek, mirrored, is a far better guess than the stretched sliver the portrait has.
+        """
+        mirrored = mirror_indices()[self._face]
+        own = self._visibility(self._face, canon)
+        twin = self._visibility(mirrored, canon)
+        use_twin = (own < HIDDEN_VISIBILITY) & (twin > SEEN_VISIBILITY)
+        return np.where(use_twin[:, None], mirrored, self._face)
+
+    def _visibility(self, triangles: np.ndarray, canon: np.ndarray) -> np.ndarray:
+        """Image area of each triangle in the portrait over its area seen from the front (~cos of its turn).
+
+        The canonical frame's axes point like the image's (x to the portrait's left eye, y down)."""
+        reference = signed_areas(canon, triangles) * self.avatar.face.scale**2
+        return signed_areas(self._src, triangles) / np.where(np.abs(reference) > 1e-9, reference, 1e-9)
 
     def __call__(self, motion: Motion) -> np.ndarray:
         if self.avatar is None:
@@ -110,7 +138,7 @@ class WarpAnimator:
         dst = self._targets(motion.landmarks.astype(np.float64))
         grid = min(self.config.grid, size)
         cell = size / grid
-        affines, ok = triangle_affines(dst, self._src, self._triangles)
+        affines, ok = triangle_affines(dst, self._src, self._triangles, self._src_triangles)
         depth = motion.landmarks[self._face, 2].mean(axis=1)
         n_bg = len(self._background)
         order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])

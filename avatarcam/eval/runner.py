@@ -12,7 +12,14 @@ from tqdm import tqdm
 
 from avatarcam.avatar import AvatarError, list_avatars, load_avatar, make_avatar, square_crop
 from avatarcam.config import Config
-from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, aggregate, format_table, score_clip
+from avatarcam.eval.metrics import (
+    FRAME_SIZE,
+    IdentityEmbedder,
+    StaticLandmarks,
+    aggregate,
+    format_table,
+    score_clip,
+)
 from avatarcam.eval.sidebyside import save_image, side_by_side
 from avatarcam.io.sources import read_video
 from avatarcam.stages import FrameStages
@@ -43,6 +50,11 @@ def animate(config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: floa
         return [stages(Frame(image, int(i * 1e9 / fps), i)) for i, image in enumerate(drivers)]
     finally:
         stages.close()
+
+
+def at_eval_size(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Frames as EVAL.md measures them (FRAME_SIZE², whatever size they were animated at)."""
+    return [f if f.shape[0] == FRAME_SIZE else square_crop(f, FRAME_SIZE) for f in frames]
 
 
 def list_clips(folder: str | Path) -> list[Path]:
@@ -93,7 +105,9 @@ def run_eval(
             config.animator.name = name
             outputs[name] = animate(config, avatar, originals, fps)
         for name, frames_out in outputs.items():
-            scores = score_clip(frames_out, truths=truths, landmarks=landmarks, identity=identity)
+            scores = score_clip(
+                at_eval_size(frames_out), truths=at_eval_size(truths), landmarks=landmarks, identity=identity
+            )
             self_scores[name].append(scores)
             report.per_clip.append({"clip": clip.name, "mode": "self", "method": name, **scores})
         cross_out: dict[str, list[np.ndarray]] = {}
@@ -105,7 +119,11 @@ def run_eval(
                 cross_out[name] = animate(config, portrait, originals, fps)
             for name, frames_out in cross_out.items():
                 scores = score_clip(
-                    frames_out, driver=truths, portrait=portrait.image, landmarks=landmarks, identity=identity
+                    at_eval_size(frames_out),
+                    driver=at_eval_size(truths),
+                    portrait=at_eval_size([portrait.image])[0],
+                    landmarks=landmarks,
+                    identity=identity,
                 )
                 cross_scores[name].append(scores)
                 report.per_clip.append(

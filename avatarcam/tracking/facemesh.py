@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +18,25 @@ class LandmarkDetector(Protocol):
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float] | None] | None: ...
 
     def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silences what native code writes to stderr (MediaPipe's start-up chatter), without touching Python's."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, IDEs): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _largest(faces: list[np.ndarray]) -> np.ndarray:
@@ -30,13 +53,15 @@ class FaceMeshDetector:
     def __init__(self, static: bool = False, max_faces: int = 1, min_confidence: float = 0.5) -> None:
         import mediapipe as mp
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+        with quiet_native_stderr():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # the first call logs its own warnings
         self.faces_found = 0  # faces in the last image (to tell the user when there are several)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, None] | None:
@@ -96,7 +121,7 @@ class LandmarkerDetector:
 
 def make_detector(backend: str, task_file: str = "", static: bool = False, min_confidence: float = 0.5):
     if backend == "facemesh":
-        return FaceMeshDetector(static=static, max_faces=4 if static else 1, min_confidence=min_confidence)
+        return FaceMeshDetector(static=static, max_faces=1, min_confidence=min_confidence)
     if backend == "landmarker":
-        return LandmarkerDetector(task_file, max_faces=4 if static else 1, min_confidence=min_confidence)
+        return LandmarkerDetector(task_file, max_faces=1, min_confidence=min_confidence)
     raise ValueError(f"unknown tracker backend '{backend}' (choose facemesh or landmarker)")

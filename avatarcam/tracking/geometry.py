@@ -22,6 +22,14 @@ def canonical_face() -> np.ndarray:
         return np.load(fh).astype(np.float64)
 
 
+@lru_cache(maxsize=1)
+def mirror_indices() -> np.ndarray:
+    """For each landmark, its left-right counterpart (nearest point of the mirrored canonical face)."""
+    canon = canonical_face()
+    mirrored = canon * np.array([-1.0, 1.0, 1.0])
+    return np.linalg.norm(canon[:, None, :] - mirrored[None, :, :], axis=2).argmin(axis=1)
+
+
 def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares s, R, t with dst ≈ s · src @ R.T + t (Umeyama), for N×3 point sets."""
     mu_s, mu_d = src.mean(0), dst.mean(0)

@@ -34,9 +34,11 @@ class Tracker:
     the shape in the canonical frame (expressions) gets a faster one so blinks and lip motion keep their timing.
     """
 
-    def __init__(self, config: TrackerConfig, static: bool = False) -> None:
+    def __init__(self, config: TrackerConfig) -> None:
         self.config = config
-        self._detect = make_detector(config.backend, config.task_file, static, config.min_confidence)
+        self._detect = make_detector(
+            config.backend, config.task_file, config.per_frame_detection, config.min_confidence
+        )
         self._pose = OneEuroFilter(config.pose_min_cutoff, config.pose_beta, scale=1.0)
         self._shape = OneEuroFilter(config.expression_min_cutoff, config.expression_beta, scale=0.05)
         self._reference_scale = 0.0

@@ -1,0 +1,200 @@
+"""The warp animator on the default avatar: identity at rest, background fixed, mouth interior, landmark accuracy."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from face_edits import open_mouth, posed, shape_of, with_shape
+
+from avatarcam import animators
+from avatarcam.animators.warp import WarpAnimator
+from avatarcam.config import AnimatorConfig, RetargetConfig
+from avatarcam.motion.retarget import Retargeter
+from avatarcam.tracking import topology as T
+from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.tracking.tracker import face_from_landmarks
+from avatarcam.types import Avatar, Face, Frame, Motion
+
+# Inner-lip chains, corner to corner (MediaPipe topology): lower 78→95→…→308, upper 78→191→…→308.
+INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+
+
+def warp_for(avatar: Avatar, **settings) -> WarpAnimator:
+    animator = WarpAnimator(AnimatorConfig(**{"size": avatar.size, **settings}))
+    animator.prepare(avatar)
+    return animator
+
+
+def motion_for(avatar: Avatar, driver: Face, frame: Frame | None = None) -> Motion:
+    """The avatar doing what `driver` does relative to the avatar's own neutral face."""
+    retargeter = Retargeter(RetargetConfig())
+    retargeter.set_avatar(avatar.face)
+    retargeter(avatar.face, None)  # reference: the neutral face
+    return retargeter(driver, frame)
+
+
+def polygon_mask(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points[:, :2]).astype(np.int32)], 1)
+    return mask > 0
+
+
+def luminance(image: np.ndarray, mask: np.ndarray) -> float:
+    return float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[mask].mean())
+
+
+def lip_luminance(avatar: Avatar) -> float:
+    """Mean luminance of the avatar's own lips (outer lip contour minus the inner one)."""
+    lm = avatar.face.landmarks
+    mask = polygon_mask(avatar.image.shape, lm[T.OUTER_LIPS]) & ~polygon_mask(avatar.image.shape, lm[T.INNER_LIPS])
+    return luminance(avatar.image, mask)
+
+
+def inner_mouth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The target inner-lip polygon, shrunk by a pixel so the lip edges do not count."""
+    mask = polygon_mask(image.shape, landmarks[T.INNER_LIPS]).astype(np.uint8)
+    return cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+
+
+@pytest.fixture(scope="module")
+def closed_mouth_avatar(astronaut_face: Avatar) -> Avatar:
+    """The astronaut with closed lips (she smiles with her teeth showing): an avatar with no mouth interior."""
+    face = astronaut_face.face
+    shape = shape_of(face)
+    gap = shape[T.MOUTH_LOWER, 1] - shape[T.MOUTH_UPPER, 1]
+    closing = open_mouth(face, -gap)
+    image = warp_for(astronaut_face)(motion_for(astronaut_face, closing))
+    # Its landmarks: where the warp put them, with the inner lips exactly closed.
+    closed_shape = shape_of(closing)
+    closed_shape[INNER_LOWER] = closed_shape[INNER_UPPER]
+    closed = with_shape(closing, closed_shape)
+    assert np.linalg.norm(closed.xy[T.MOUTH_UPPER] - closed.xy[T.MOUTH_LOWER]) < 0.1
+    return Avatar(name="closed", image=image, face=closed, key="closed-mouth")
+
+
+def test_neutral_motion_returns_the_portrait(astronaut_face: Avatar) -> None:
+    out = warp_for(astronaut_face)(motion_for(astronaut_face, astronaut_face.face))
+    assert out.shape == astronaut_face.image.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(np.int16) - astronaut_face.image).mean() < 1.0
+
+
+def test_output_shape_and_dtype_at_another_size() -> None:
+    from avatarcam.avatar import load_avatar
+
+    avatar = load_avatar(None, 192)
+    animator = warp_for(avatar, grid=64)  # a coarser warp field than the image: upsampled maps
+    out = animator(motion_for(avatar, posed(avatar.face, yaw=10.0)))
+    assert out.shape == (192, 192, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+    assert animator.name == "warp"
+
+
+def test_head_turn_moves_the_face_and_keeps_the_background(astronaut_face: Avatar) -> None:
+    portrait = astronaut_face.image.astype(np.int16)
+    out = warp_for(astronaut_face)(motion_for(astronaut_face, posed(astronaut_face.face, yaw=20.0, roll=8.0)))
+    diff = np.abs(out.astype(np.int16) - portrait).mean(axis=2)
+    face = polygon_mask(out.shape, astronaut_face.face.landmarks[T.FACE_OVAL])
+    assert diff[face].mean() > 10.0  # the face moved
+    corner = 24
+    for patch in (diff[:corner, :corner], diff[:corner, -corner:], diff[-corner:, :corner], diff[-corner:, -corner:]):
+        assert patch.mean() < 2.0  # the image corners (background) stay put
+
+
+def test_output_landmarks_follow_the_target(astronaut_face: Avatar) -> None:
+    """The core accuracy property: MediaPipe finds the drawn face where the motion asked for it."""
+    motion = motion_for(astronaut_face, posed(astronaut_face.face, yaw=15.0, pitch=-5.0, roll=8.0))
+    out = warp_for(astronaut_face)(motion)
+    detector = FaceMeshDetector(static=True)
+    try:
+        found = detector(out)
+    finally:
+        detector.close()
+    assert found is not None
+    target = motion.landmarks[:468, :2]
+    error = np.linalg.norm(found[0][:468, :2] - target, axis=1)
+    unmoved = np.linalg.norm(astronaut_face.face.landmarks[:468, :2] - target, axis=1)
+    assert unmoved.mean() > 3.0  # the target is really somewhere else than the portrait's face
+    assert error.mean() < 2.0 and np.percentile(error, 90) < 4.0  # pixels, in a 256² image
+    assert error.mean() < 0.5 * unmoved.mean()
+
+
+def test_open_mouth_with_a_driver_shows_the_driver_interior_not_smeared_lips(astronaut_face: Avatar) -> None:
+    # A driver whose open mouth is dark inside (its frame: the avatar with the mouth open and a dark interior).
+    driver_face = open_mouth(astronaut_face.face, 0.2)
+    driver_image = warp_for(astronaut_face)(motion_for(astronaut_face, driver_face))
+    cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], (45, 20, 25))
+    frame = Frame(driver_image, 0, 0)
+    motion = motion_for(astronaut_face, driver_face, frame)
+    assert motion.driver is frame and motion.driver_face is driver_face
+    interior = inner_mouth(driver_image, motion.landmarks)
+    assert interior.sum() > 100  # a wide-open mouth
+
+    out = warp_for(astronaut_face)(motion)
+    lips = lip_luminance(astronaut_face)
+    assert luminance(out, interior) < 0.5 * lips
+    # Without the interior the stretched portrait mouth (teeth, lips) shows instead: bright.
+    plain = warp_for(astronaut_face, mouth_interior=False)(motion)
+    assert luminance(plain, interior) > 0.8 * lips
+
+
+def test_open_mouth_without_a_driver_frame_is_dark_inside(closed_mouth_avatar: Avatar) -> None:
+    avatar = closed_mouth_avatar
+    motion = motion_for(avatar, open_mouth(avatar.face, 0.2))
+    assert motion.driver is None
+    interior = inner_mouth(avatar.image, motion.landmarks)
+    assert interior.sum() > 100
+    lips = lip_luminance(avatar)
+    out = warp_for(avatar)(motion)
+    assert luminance(out, interior) < 0.6 * lips
+    plain = warp_for(avatar, mouth_interior=False)(motion)
+    assert luminance(plain, interior) > 0.8 * lips  # what it would be: smeared lips
+
+
+def test_closed_mouth_stays_closed(closed_mouth_avatar: Avatar) -> None:
+    avatar = closed_mouth_avatar
+    out = warp_for(avatar)(motion_for(avatar, avatar.face))
+    assert np.abs(out.astype(np.int16) - avatar.image).mean() < 1.0
+
+
+def test_animator_needs_prepare(astronaut_face: Avatar) -> None:
+    animator = WarpAnimator(AnimatorConfig(size=256))
+    with pytest.raises(RuntimeError, match="prepare"):
+        animator(Motion(astronaut_face.face.landmarks, astronaut_face.face.rotation, {}))
+
+
+def test_registry_creates_by_name_and_lists_the_available_ones() -> None:
+    assert "warp" in animators.available()
+    animator = animators.create(AnimatorConfig(name="warp", size=256))
+    assert isinstance(animator, WarpAnimator) and animator.name == "warp"
+    with pytest.raises(ValueError, match=r"unknown animator 'nope' \(available: .*warp"):
+        animators.create(AnimatorConfig(name="nope"))
+
+
+def test_a_registered_animator_is_created(astronaut_face: Avatar, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Still:
+        name = "still"
+
+        def __init__(self, config: AnimatorConfig) -> None:
+            self.config = config
+
+        def prepare(self, avatar: Avatar) -> None:
+            self.image = avatar.image
+
+        def __call__(self, motion: Motion) -> np.ndarray:
+            return self.image
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(animators._REGISTRY, "still", Still)
+    assert "still" in animators.available()
+    created = animators.create(AnimatorConfig(name="still"))
+    created.prepare(astronaut_face)
+    assert created(Motion(astronaut_face.face.landmarks, np.eye(3), {})) is astronaut_face.image
+
+
+def test_face_from_landmarks_round_trip(astronaut_face: Avatar) -> None:
+    again = face_from_landmarks(astronaut_face.face.landmarks)
+    np.testing.assert_allclose(again.rotation, astronaut_face.face.rotation, atol=1e-6)
+    assert again.scale == pytest.approx(astronaut_face.face.scale)
