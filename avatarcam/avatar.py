@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.tracking.segmentation import person_mask
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Avatar
 
@@ -105,7 +106,14 @@ def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str 
     if faces > 1:
         log.warning("%s has %d faces: animating the largest", name, faces)
     key = hashlib.sha256(square.tobytes()).hexdigest()[:16]
-    return Avatar(name=name, image=square, face=face_from_landmarks(landmarks), key=key, source=source)
+    return Avatar(
+        name=name,
+        image=square,
+        face=face_from_landmarks(landmarks),
+        key=key,
+        source=source,
+        mask=person_mask(square),
+    )
 
 
 def load_avatar(path: str | Path | None, size: int) -> Avatar:

@@ -71,6 +71,7 @@ class Avatar:
     face: Face
     key: str
     source: str = ""
+    mask: np.ndarray | None = None  # H×W float32 person mask (1 = person), when segmentation found one
     state: dict[str, Any] = field(default_factory=dict)
 
     @property

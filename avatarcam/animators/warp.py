@@ -1,9 +1,11 @@
 """The geometric animator: a depth-ordered piecewise-affine warp of the whole portrait.
 
-Control points are the avatar's 478 landmarks, a ring around the head that turns with it (hair), a wider fixed
-ring and the image border (background stays put). Eyes get their own triangles with the irises inside, so gaze
-and blinks move; the mouth is a hole that is filled with the driver's own mouth interior, colour-matched to the
-avatar's lips (or a dark interior when there is no driver image), so an open mouth never shows smeared lips.
+Control points are the avatar's 478 landmarks, a ring around the head that turns with it (hair), a wider ring
+whose upper half follows it partly (hair ends; the shoulders stay) and the fixed image border. The warped person
+is laid over a clean plate of the background (person mask), so the background stays put. Eyes get their own
+triangles with the irises inside, so gaze and blinks move; the mouth is a hole that is filled with the driver's
+own mouth interior, colour-matched to the avatar's lips (or a dark interior when there is no driver image), so an
+open mouth never shows smeared lips.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from avatarcam.animators.mesh import (
 from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import fit_pose, from_canonical, mirror_indices, to_canonical
+from avatarcam.tracking.segmentation import clean_plate
 from avatarcam.types import Avatar, Motion
 
 N_LANDMARKS = 478
@@ -30,7 +33,8 @@ UPPER_LIP_CHAIN = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its centre
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
 NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
-OUTER_RING_SCALE = 2.2  # fixed ring: the background beyond it does not move
+OUTER_RING_SCALE = 2.2  # outer ring: hair ends and shoulders
+OUTER_FOLLOW = 0.6  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
 HIDDEN_VISIBILITY = 0.5  # a face triangle seen at under this share of its frontal area is hidden in the portrait
 SEEN_VISIBILITY = 0.6  # ... and its mirror twin must be seen at least this well to lend its texture
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
@@ -69,19 +73,24 @@ class WarpAnimator:
         oval = canon[T.FACE_OVAL]
         centre = oval.mean(axis=0)
         offsets = oval - centre
-        ring = centre + offsets * HEAD_RING_SCALE
+        below_chin = offsets[:, 1] > 0.3
+        inner = centre + offsets * HEAD_RING_SCALE
         above = offsets[:, 1] < 0
-        ring[above, 1] += offsets[above, 1] * HAIR_EXTRA
-        ring[:, 2] = oval[:, 2] + 0.3  # behind the face: painted under it
-        self._ring_canon = ring
-        self._ring_follow = np.where(offsets[:, 1] > 0.3, NECK_FOLLOW, 1.0)[:, None]
-        ring_src = from_canonical(ring, face.scale, face.rotation, face.translation)[:, :2]
-
-        oval_2d = lm[T.FACE_OVAL, :2]
-        centre_2d = oval_2d.mean(axis=0)
-        outer = centre_2d + (oval_2d - centre_2d) * OUTER_RING_SCALE
+        inner[above, 1] += offsets[above, 1] * HAIR_EXTRA
+        outer = centre + offsets * OUTER_RING_SCALE
+        rings = np.concatenate([inner, outer])
+        rings[:, 2] = np.concatenate([oval[:, 2], oval[:, 2]]) + 0.3  # behind the face: painted under it
+        self._ring_canon = rings
+        # With a person mask the outer ring (hair ends, shoulders) follows the head too, since the background
+        # comes from the clean plate; without one it stays fixed so the background is not dragged along.
+        # Only its upper half (hair) follows: a turning or tilting head does not carry the shoulders.
+        outer_follow = np.where(above, OUTER_FOLLOW, 0.0) if avatar.mask is not None else 0.0
+        self._ring_follow = np.concatenate(
+            [np.where(below_chin, NECK_FOLLOW, 1.0), np.broadcast_to(outer_follow, len(oval))]
+        )[:, None]
+        ring_src = from_canonical(rings, face.scale, face.rotation, face.translation)[:, :2]
         edge = np.linspace(0, size - 1, 9)
-        border = np.concatenate(
+        self._fixed = np.concatenate(
             [
                 np.stack([edge, np.zeros_like(edge)], 1),
                 np.stack([edge, np.full_like(edge, size - 1)], 1),
@@ -89,10 +98,8 @@ class WarpAnimator:
                 np.stack([np.full_like(edge[1:-1], size - 1), edge[1:-1]], 1),
             ]
         )
-        self._fixed = np.concatenate([outer, border])
         self._src = np.concatenate([lm[:, :2], ring_src, self._fixed]).astype(np.float64)
-        n_ring = len(ring_src)
-        self._ring_slice = slice(N_LANDMARKS, N_LANDMARKS + n_ring)
+        self._ring_slice = slice(N_LANDMARKS, N_LANDMARKS + len(ring_src))
 
         # Background: Delaunay over the face outline, both rings and the border (covers the whole image).
         from scipy.spatial import Delaunay
@@ -108,6 +115,14 @@ class WarpAnimator:
         self._triangles = np.concatenate([self._background, self._face])
         self._src_triangles = np.concatenate([self._background, self._texture_sources(canon)])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
+        # With a person mask the background stays exactly still: the warped person is laid over a clean plate.
+        self._mask = avatar.mask
+        self._plate = None
+        if avatar.mask is not None:
+            zone = np.zeros((size, size), np.float32)
+            outer_ring = ring_src[len(oval) :]
+            cv2.fillConvexPoly(zone, cv2.convexHull(np.round(outer_ring).astype(np.int32)), 1.0)
+            self._plate = clean_plate(avatar.image, avatar.mask, zone)
         iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
         # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
         self._own_interior = _polygon_area(lm[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
@@ -151,6 +166,9 @@ class WarpAnimator:
             map_x = cv2.resize(map_x, (size, size), interpolation=cv2.INTER_LINEAR)
             map_y = cv2.resize(map_y, (size, size), interpolation=cv2.INTER_LINEAR)
         out = cv2.remap(self.avatar.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        if self._mask is not None:
+            person = cv2.remap(self._mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+            out = cv2.blendLinear(out, self._plate, person, 1.0 - person)
         if self.config.mouth_interior:
             self._fill_mouth(out, motion, dst)
         return out
@@ -174,7 +192,7 @@ class WarpAnimator:
         return map_x.astype(np.float32), map_y.astype(np.float32)
 
     def _targets(self, landmarks: np.ndarray) -> np.ndarray:
-        """Where every control point goes: landmarks as given, the hair ring with the head, the rest fixed."""
+        """Where every control point goes: landmarks as given, the rings (partly) with the head, border fixed."""
         scale, rot, trans = fit_pose(landmarks)
         ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2]
         ring_src = self._src[self._ring_slice]

@@ -1,0 +1,40 @@
+"""Person/background separation of a portrait (MediaPipe selfie segmentation, bundled in the wheel)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from avatarcam.tracking.facemesh import quiet_native_stderr
+
+MIN_PERSON_SHARE = 0.02  # below this the segmenter has missed the person: better no mask than a wrong one
+
+
+def person_mask(image: np.ndarray) -> np.ndarray | None:
+    """H×W float32 in [0, 1]: 1 on the person (face, hair, body), 0 on the background; None if none found."""
+    import mediapipe as mp
+
+    with quiet_native_stderr(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+        mask = seg.process(np.ascontiguousarray(image)).segmentation_mask
+    mask = np.clip(mask, 0.0, 1.0).astype(np.float32)
+    if float(mask.mean()) < MIN_PERSON_SHARE:
+        return None
+    # A firmer edge: a wide soft band would blend plate into pixels the warp leaves in place.
+    return np.clip((mask - 0.5) * 3.0 + 0.5, 0.0, 1.0)
+
+
+def clean_plate(image: np.ndarray, mask: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """The background with the person painted out inside `zone` (H×W bool: where the head can move).
+
+    Outside the zone the plate is the image itself, so whatever the warp leaves in place stays exactly as it
+    was. Inpainting runs on a small copy (the plate only shows in thin disoccluded slivers, where detail is not
+    missed) and is pasted back only inside the person's dilated silhouette."""
+    h, w = mask.shape
+    scale = 128 / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    hole = (cv2.resize(mask * zone, small.shape[1::-1]) > 0.2).astype(np.uint8)
+    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
+    filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    inside = cv2.GaussianBlur(cv2.resize(hole.astype(np.float32), (w, h)), (0, 0), 2.0)[..., None]
+    return (image * (1 - inside) + filled * inside).astype(np.uint8)
