@@ -12,6 +12,7 @@ from face_edits import (
     open_mouth,
     posed,
     shape_of,
+    with_shape,
 )
 
 from avatarcam.config import RetargetConfig
@@ -210,3 +211,32 @@ def test_reset_reference_makes_the_next_face_the_neutral(astronaut_face: Avatar)
 def test_retargeter_needs_an_avatar() -> None:
     with pytest.raises(RuntimeError, match="set_avatar"):
         Retargeter(RetargetConfig())(None, at(0.0))
+
+
+def test_closed_mouth_avatar_takes_the_drivers_most_closed_mouth_as_reference(astronaut_face: Avatar) -> None:
+    """A driver whose reference frame had the mouth open: closing must not push the avatar's lips through each
+    other, and opening again must open the avatar's mouth by the opening since the most closed frame."""
+    face = astronaut_face.face
+    shape = shape_of(face)
+    closed_shape = shape.copy()
+    closed_shape[T.LOWER_LIP_CHAIN, 1] = closed_shape[T.UPPER_LIP_CHAIN, 1]  # lips together
+    closed = with_shape(face, closed_shape)
+    avatar = Avatar(name="closed", image=astronaut_face.image, face=closed, key="closed")
+    retargeter = make_retargeter(avatar)
+    talking = open_mouth(closed, 0.15)
+    retargeter(talking, at(0.0))  # the reference: mouth open
+    shut = retargeter(closed, at(0.1)).landmarks
+    shut_shape = to_canonical(shut.astype(np.float64), closed.scale, closed.rotation, closed.translation)
+    upper, lower = T.UPPER_LIP_CHAIN[1:-1], T.LOWER_LIP_CHAIN[1:-1]
+    assert (shut_shape[lower, 1] >= shut_shape[upper, 1] - 1e-6).all()  # lips meet, never cross
+    reopened = retargeter(talking, at(0.2)).landmarks
+    assert mouth_gap(reopened) > mouth_gap(closed.landmarks) + 5.0  # the mouth opens again, by real pixels
+
+
+def test_open_mouth_avatar_keeps_its_reference(astronaut_face: Avatar) -> None:
+    """The astronaut shows her teeth: her mouth counts as open, so the given reference stays (exact self-transfer)."""
+    retargeter = make_retargeter(astronaut_face)
+    retargeter(astronaut_face.face, at(0.0))
+    narrower = open_mouth(astronaut_face.face, -0.02)
+    motion = retargeter(narrower, at(0.1))
+    assert max_error(motion.landmarks, narrower.landmarks) < TINY

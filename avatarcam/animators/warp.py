@@ -28,14 +28,12 @@ from avatarcam.tracking.segmentation import clean_plate
 from avatarcam.types import Avatar, Motion
 
 N_LANDMARKS = 478
-LOWER_LIP_CHAIN = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
-UPPER_LIP_CHAIN = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its centre
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
 NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
 OUTER_RING_SCALE = 2.2  # outer ring: hair ends and shoulders
 OUTER_FOLLOW = 0.6  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
-HIDDEN_VISIBILITY = 0.5  # a face triangle seen at under this share of its frontal area is hidden in the portrait
+HIDDEN_VISIBILITY = 0.3  # a face triangle seen at under this share of its frontal area is hidden in the portrait
 SEEN_VISIBILITY = 0.6  # ... and its mirror twin must be seen at least this well to lend its texture
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
 
@@ -43,7 +41,7 @@ OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts 
 def mouth_triangles() -> np.ndarray:
     """A strip between the lower and upper inner-lip chains (both run corner to corner)."""
     tris = []
-    lower, upper = LOWER_LIP_CHAIN, UPPER_LIP_CHAIN
+    lower, upper = T.LOWER_LIP_CHAIN, T.UPPER_LIP_CHAIN
     for i in range(len(lower) - 1):
         for tri in ((lower[i], lower[i + 1], upper[i + 1]), (lower[i], upper[i + 1], upper[i])):
             if len(set(tri)) == 3:

@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 from avatarcam.config import RetargetConfig
+from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import (
+    canonical_face,
     euler_degrees,
     expression_signals,
     from_canonical,
@@ -25,6 +27,21 @@ EYE_LIDS = {
     "right": ([246, 161, 160, 159, 158, 157, 173], [7, 163, 144, 145, 153, 154, 155]),
     "left": ([466, 388, 387, 386, 385, 384, 398], [249, 390, 373, 374, 380, 381, 382]),
 }
+
+
+# Inner-lip columns (corners excluded) and the points below the nose: the mouth's share of the reference.
+LIP_COLUMNS = (np.asarray(T.UPPER_LIP_CHAIN[1:-1]), np.asarray(T.LOWER_LIP_CHAIN[1:-1]))
+MOUTH_CLOSED = 0.03  # inner-lip gap (iod units) under which a mouth counts as closed
+MOUTH_REFERENCE_STEP = 0.01  # how much more closed the driver's mouth must be to become the new reference
+
+
+def lower_face() -> np.ndarray:
+    canon = canonical_face()
+    return np.flatnonzero(canon[:, 1] > canon[T.NOSE_TIP, 1])
+
+
+def mouth_gap(shape: np.ndarray) -> float:
+    return float(shape[T.MOUTH_LOWER, 1] - shape[T.MOUTH_UPPER, 1])
 
 
 class _Reference:
@@ -46,11 +63,13 @@ class Retargeter:
         # Last applied change (rotation vector, log scale ratio, translation delta, shape delta), for hold/ease.
         self._last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
         self._lost_since: float | None = None
+        self._lower_face = lower_face()
 
     def set_avatar(self, face: Face) -> None:
         self._avatar_face = face
         lm = face.landmarks.astype(np.float64)
         self._avatar_shape = to_canonical(lm, face.scale, face.rotation, face.translation)
+        self._avatar_mouth_closed = mouth_gap(self._avatar_shape) < MOUTH_CLOSED
 
     def reset_reference(self) -> None:
         """The next tracked face becomes the driver's neutral."""
@@ -77,13 +96,21 @@ class Retargeter:
             rvec,
             float(np.log(face.scale / ref.scale)),
             (face.translation - ref.translation) / ref.scale * cfg.translation_gain,
-            self._shape_delta(face, ref),
+            self._shape_delta(
+                to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation), ref
+            ),
         )
         self._last = change
         return self._motion(change, frame, face, tracked=True)
 
-    def _shape_delta(self, face: Face, ref: _Reference) -> np.ndarray:
-        shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+    def _shape_delta(self, shape: np.ndarray, ref: _Reference) -> np.ndarray:
+        ref_gap = mouth_gap(ref.shape)
+        if self._avatar_mouth_closed and ref_gap > MOUTH_CLOSED and mouth_gap(shape) < ref_gap - MOUTH_REFERENCE_STEP:
+            # A closed-mouth avatar needs a closed-mouth reference: the driver was talking when the reference was
+            # taken, so its most closed mouth since becomes the mouth's neutral (else closing would push the
+            # avatar's lips through each other). Matching references (closed/closed, open/open: the same face)
+            # are kept, which keeps self-transfer exact.
+            ref.shape[self._lower_face] = shape[self._lower_face]
         delta = (shape - ref.shape) * self.config.expression_gain
         avatar = self._avatar_shape
         for upper, lower in EYE_LIDS.values():
@@ -97,6 +124,10 @@ class Retargeter:
             # Lids never cross.
             overshoot = (avatar[upper, 1] + delta[upper, 1]) - (avatar[lower, 1] + delta[lower, 1])
             delta[upper, 1] -= np.maximum(overshoot, 0.0)
+        upper, lower = LIP_COLUMNS
+        # Lips never cross either: the lower lip moves down to meet the upper one.
+        overshoot = (avatar[upper, 1] + delta[upper, 1]) - (avatar[lower, 1] + delta[lower, 1])
+        delta[lower, 1] += np.maximum(overshoot, 0.0)
         return delta
 
     def _lost(self, t: float, frame: Frame | None) -> Motion:

@@ -45,6 +45,9 @@ FACE_OVAL = [
     109,
 ]
 INNER_LIPS = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
+# The inner-lip loop as two chains running corner to corner (same length: column i faces column i).
+LOWER_LIP_CHAIN = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+UPPER_LIP_CHAIN = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 OUTER_LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
 # "Right" and "left" are the subject's own: the right eye is on the image's left in a frontal portrait.
 RIGHT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
