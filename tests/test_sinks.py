@@ -1,11 +1,11 @@
 import sys
-from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
 import pyvirtualcam.camera
+from conftest import FAKE_BACKEND
 
 from avatarcam.config import OutputConfig
 from avatarcam.io.sinks import (
@@ -21,30 +21,6 @@ from avatarcam.io.sinks import (
     virtual_camera_hint,
 )
 from avatarcam.io.sources import read_video
-
-
-class FakeBackend:
-    """A pyvirtualcam backend that keeps what it is sent."""
-
-    instances: ClassVar[list["FakeBackend"]] = []
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
-        self.width, self.height, self.fourcc = width, height, fourcc
-        self.frames: list[np.ndarray] = []
-        self.closed = False
-        FakeBackend.instances.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        self.frames.append(frame.copy())
-
-    def close(self) -> None:
-        self.closed = True
-
-    def device(self) -> str:
-        return "fake0"
-
-    def native_fourcc(self) -> int | None:
-        return None
 
 
 class NoDeviceBackend:
@@ -64,19 +40,17 @@ def gradient(h: int, w: int) -> np.ndarray:
     return np.stack([xs * 255 // max(1, w - 1), ys * 255 // max(1, h - 1), (xs + ys) % 256], -1).astype(np.uint8)
 
 
-def test_virtual_camera_sends_rgb_frames_through_pyvirtualcam(monkeypatch):
-    monkeypatch.setattr(FakeBackend, "instances", [])
-    pyvirtualcam.register_backend("fake", FakeBackend)
+def test_virtual_camera_sends_rgb_frames_through_pyvirtualcam(fake_virtualcam):
     image = gradient(48, 64)
-    with VirtualCameraSink(64, 48, 30, backend="fake") as sink:
-        assert sink.device == "fake0" and "fake0" in sink.name
+    with VirtualCameraSink(64, 48, 30, backend=FAKE_BACKEND) as sink:
+        assert sink.device == "/dev/video-fake" and "/dev/video-fake" in sink.name
         sink.send(image)
         sink.send(image[::-1].copy())
         with pytest.raises(ValueError, match=r"expects 48×64×3 uint8"):
             sink.send(np.zeros((48, 64, 4), np.uint8))
         with pytest.raises(ValueError, match="float32"):
             sink.send(np.zeros((48, 64, 3), np.float32))
-    backend = FakeBackend.instances[0]
+    backend = fake_virtualcam.instances[0]
     assert backend.closed
     assert backend.fourcc == pyvirtualcam.camera.encode_fourcc(pyvirtualcam.PixelFormat.RGB.value)
     assert len(backend.frames) == 2

@@ -6,13 +6,13 @@ import os
 import platform
 import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from avatarcam.config import OutputConfig
+from avatarcam.io.closing import Closing
 
 
 class SinkError(RuntimeError):
@@ -38,22 +38,11 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class _SinkBase:
-    """Context-manager support and the no-window default for poll_key."""
-
-    def close(self) -> None:
-        raise NotImplementedError
+class _SinkBase(Closing):
+    """The no-window default for poll_key."""
 
     def poll_key(self) -> str | None:
         return None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _check_image(image: np.ndarray, width: int, height: int, what: str) -> None:

@@ -7,13 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from avatarcam.config import SourceConfig
+from avatarcam.io.closing import Closing
 from avatarcam.types import Frame, now_ns
 
 
@@ -32,21 +32,6 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-class _Closing:
-    """Context-manager support for anything with close()."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
 def _sane_fps(value: float, fallback: float) -> float:
     # Backends report 0, NaN or absurd values when they do not know.
     return value if math.isfinite(value) and 0 < value <= 1000 else fallback
@@ -56,7 +41,7 @@ def _sane_fps(value: float, fallback: float) -> float:
 _FAILS_BEFORE_RECONNECT = 3
 
 
-class CameraSource(_Closing):
+class CameraSource(Closing):
     """Grabs from a camera on a background thread and keeps only the newest frame, for low latency.
 
     When the camera stops delivering (unplugged, taken by another app) it closes it and retries every
@@ -162,7 +147,7 @@ class CameraSource(_Closing):
             self._thread.join(timeout=2.0)
 
 
-class VideoFileSource(_Closing):
+class VideoFileSource(Closing):
     """Frames from a video file, looped or once, paced to the file's frame rate or as fast as decoded.
 
     Timestamps follow the file's clock (frame n at n/fps after opening), so offline renders are reproducible.
