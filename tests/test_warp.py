@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from face_edits import open_mouth, posed, shape_of, with_shape
+from face_edits import close_eyes, open_mouth, posed, shape_of, with_shape
 
 from avatarcam import animators
-from avatarcam.animators.warp import WarpAnimator
+from avatarcam.animators.warp import EYE_AXES, WarpAnimator, irises_follow_lids, lid_gaps
 from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.motion.retarget import Retargeter
 from avatarcam.tracking import topology as T
@@ -198,3 +198,42 @@ def test_face_from_landmarks_round_trip(astronaut_face: Avatar) -> None:
     again = face_from_landmarks(astronaut_face.face.landmarks)
     np.testing.assert_allclose(again.rotation, astronaut_face.face.rotation, atol=1e-6)
     assert again.scale == pytest.approx(astronaut_face.face.scale)
+
+
+def normals(points: np.ndarray) -> list[np.ndarray]:
+    out = []
+    for *_, (a, b) in EYE_AXES:
+        along = (points[b] - points[a]) / np.linalg.norm(points[b] - points[a])
+        out.append(np.array([-along[1], along[0]]))
+    return out
+
+
+def test_closed_eyes_take_the_irises_with_the_lids(astronaut_face: Avatar) -> None:
+    """Fully closed lids pull the iris points onto the lid line (no iris or sclera poking through); open eyes
+    leave them alone."""
+    lm = astronaut_face.face.landmarks[:, :2].astype(np.float64)
+    gaps = lid_gaps(lm)
+    assert np.array_equal(irises_follow_lids(lm, gaps), lm)
+    closed = close_eyes(astronaut_face.face, 1.0).landmarks[:, :2].astype(np.float64)
+    moved = irises_follow_lids(closed, gaps)
+    for (upper, lower, iris, _), axis in zip(EYE_AXES, normals(moved), strict=True):
+        before = np.abs((closed[iris] - (closed[upper] + closed[lower]) / 2) @ axis)
+        after = np.abs((moved[iris] - (moved[upper] + moved[lower]) / 2) @ axis)
+        assert before.max() > 1.0  # the irises stuck out of the closed eye
+        assert after.max() < 0.25  # now they lie on the lid line
+
+
+def test_the_background_stays_still_while_the_head_moves(astronaut_face: Avatar) -> None:
+    """With a person mask the warped person is laid over a clean plate: the background around the head, where a
+    plain mesh warp stretches it along with the hair, stays exactly where it was."""
+    assert astronaut_face.mask is not None
+    shift = (14.0, -8.0)
+    out = warp_for(astronaut_face)(motion_for(astronaut_face, posed(astronaut_face.face, shift=shift)))
+    person = (astronaut_face.mask > 0.05).astype(np.uint8)
+    moved_person = np.roll(person, (int(shift[1]), int(shift[0])), axis=(0, 1))
+    near_person = cv2.dilate(person | moved_person, np.ones((41, 41), np.uint8)) > 0
+    far_from_person = cv2.dilate(person | moved_person, np.ones((9, 9), np.uint8)) == 0
+    ring = near_person & far_from_person  # background close around the head, before and after the move
+    assert ring.sum() > 500
+    changed = np.abs(out.astype(np.int16) - astronaut_face.image).mean(axis=2) > 12
+    assert changed[ring].mean() < 0.02

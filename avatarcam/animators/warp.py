@@ -28,11 +28,13 @@ from avatarcam.tracking.segmentation import clean_plate
 from avatarcam.types import Avatar, Motion
 
 N_LANDMARKS = 478
+# Per eye: the lid points at the eye's middle (upper, lower), the iris points, and the eye's corners.
+EYE_AXES = ((159, 145, T.RIGHT_IRIS, (33, 133)), (386, 374, T.LEFT_IRIS, (263, 362)))
 HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its centre
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
 NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
 OUTER_RING_SCALE = 2.2  # outer ring: hair ends and shoulders
-OUTER_FOLLOW = 0.6  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
+OUTER_FOLLOW = 1.0  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
 HIDDEN_VISIBILITY = 0.3  # a face triangle seen at under this share of its frontal area is hidden in the portrait
 SEEN_VISIBILITY = 0.6  # ... and its mirror twin must be seen at least this well to lend its texture
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
@@ -47,6 +49,43 @@ def mouth_triangles() -> np.ndarray:
             if len(set(tri)) == 3:
                 tris.append(tri)
     return np.asarray(tris, np.int32)
+
+
+def irises_follow_lids(points: np.ndarray, open_gaps: list[float]) -> np.ndarray:
+    """A closing eye takes its iris with it: across the lid line the iris points reach no further than the lids
+    have closed (relative to `open_gaps`, the portrait's own lid gaps), else the eye's triangles fold and the
+    iris and sclera show through closed lids."""
+    points = points.copy()
+    for (upper, lower, iris, _), axis, gap, open_gap in zip(
+        EYE_AXES, _eye_normals(points), lid_gaps(points), open_gaps, strict=True
+    ):
+        closed = 1.0 - min(1.0, max(gap, 0.0) / max(open_gap, 1e-6))
+        offset = points[iris] - (points[upper] + points[lower]) / 2
+        points[iris] -= np.outer(offset @ axis * closed, axis)
+    return points
+
+
+def _eye_normals(points: np.ndarray) -> list[np.ndarray]:
+    """Per eye, the unit vector across it (perpendicular to the line through its corners, pointing down)."""
+    normals = []
+    for *_, (a, b) in EYE_AXES:
+        along = points[b] - points[a]
+        normal = np.array([-along[1], along[0]]) / max(float(np.linalg.norm(along)), 1e-9)
+        normals.append(normal if normal[1] >= 0 else -normal)
+    return normals
+
+
+def lid_gaps(points: np.ndarray) -> list[float]:
+    """Per eye, the opening between the middle lid points, measured across the eye."""
+    return [
+        float((points[lower] - points[upper]) @ axis)
+        for (upper, lower, *_), axis in zip(EYE_AXES, _eye_normals(points), strict=True)
+    ]
+
+
+def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -71,7 +110,6 @@ class WarpAnimator:
         oval = canon[T.FACE_OVAL]
         centre = oval.mean(axis=0)
         offsets = oval - centre
-        below_chin = offsets[:, 1] > 0.3
         inner = centre + offsets * HEAD_RING_SCALE
         above = offsets[:, 1] < 0
         inner[above, 1] += offsets[above, 1] * HAIR_EXTRA
@@ -81,11 +119,12 @@ class WarpAnimator:
         self._ring_canon = rings
         # With a person mask the outer ring (hair ends, shoulders) follows the head too, since the background
         # comes from the clean plate; without one it stays fixed so the background is not dragged along.
-        # Only its upper half (hair) follows: a turning or tilting head does not carry the shoulders.
-        outer_follow = np.where(above, OUTER_FOLLOW, 0.0) if avatar.mask is not None else 0.0
-        self._ring_follow = np.concatenate(
-            [np.where(below_chin, NECK_FOLLOW, 1.0), np.broadcast_to(outer_follow, len(oval))]
-        )[:, None]
+        # Only its upper half (hair) follows: a turning or tilting head does not carry the shoulders. Both rings
+        # fade smoothly from top to bottom: a step would shear the hair at the sides of a tilted head.
+        height = offsets[:, 1] / np.abs(offsets[:, 1]).max()  # −1 at the top of the face, +1 at the chin
+        inner_follow = 1.0 - (1.0 - NECK_FOLLOW) * _smoothstep(height, 0.0, 0.6)
+        outer_follow = OUTER_FOLLOW * (1.0 - _smoothstep(height, -0.4, 0.2)) if avatar.mask is not None else 0 * height
+        self._ring_follow = np.concatenate([inner_follow, outer_follow])[:, None]
         ring_src = from_canonical(rings, face.scale, face.rotation, face.translation)[:, :2]
         edge = np.linspace(0, size - 1, 9)
         self._fixed = np.concatenate(
@@ -110,6 +149,7 @@ class WarpAnimator:
             for ids in [contour + iris]
         ]
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
+        self._eye_gaps = lid_gaps(lm[:, :2])
         self._triangles = np.concatenate([self._background, self._face])
         self._src_triangles = np.concatenate([self._background, self._texture_sources(canon)])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
@@ -195,7 +235,8 @@ class WarpAnimator:
         ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2]
         ring_src = self._src[self._ring_slice]
         ring = ring_src + (ring_now - ring_src) * self._ring_follow
-        return np.concatenate([landmarks[:, :2], ring, self._fixed])
+        points = irises_follow_lids(landmarks[:, :2], self._eye_gaps)
+        return np.concatenate([points, ring, self._fixed])
 
     @staticmethod
     def _mean_lip_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:

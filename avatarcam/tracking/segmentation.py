@@ -32,9 +32,11 @@ def clean_plate(image: np.ndarray, mask: np.ndarray, zone: np.ndarray) -> np.nda
     h, w = mask.shape
     scale = 128 / max(h, w)
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    hole = (cv2.resize(mask * zone, small.shape[1::-1]) > 0.2).astype(np.uint8)
+    # The whole person is the hole, so only background colours flow in (not the shirt below the zone).
+    hole = (cv2.resize(mask, small.shape[1::-1]) > 0.2).astype(np.uint8)
     hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
     filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
     filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-    inside = cv2.GaussianBlur(cv2.resize(hole.astype(np.float32), (w, h)), (0, 0), 2.0)[..., None]
+    inside = cv2.resize(hole.astype(np.float32), (w, h)) * zone
+    inside = cv2.GaussianBlur(inside, (0, 0), 2.0)[..., None]
     return (image * (1 - inside) + filled * inside).astype(np.uint8)
