@@ -29,7 +29,13 @@ class BenchRow:
 def machine() -> str:
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    cpu = platform.processor() or platform.machine()
+    try:  # Linux names the model only here
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def _demo_frames(count: int) -> list[Frame]:
