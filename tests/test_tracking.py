@@ -251,3 +251,20 @@ def test_face_triangles_leave_mouth_and_eye_holes(astronaut_face: Avatar) -> Non
     # …while the skin around them is.
     for skin in (T.NOSE_TIP, 151, 50, 280, 18):  # nose tip, forehead, both cheeks, below the lower lip
         assert _covered(xy[skin] + 0.3, xy, tris)
+
+
+def test_landmarker_backend_tracks_with_blendshapes(shared_data, demo_frames) -> None:
+    """The Tasks Face Landmarker, given its .task bundle, gives the same 478 points plus 52 blendshapes."""
+    task = shared_data.parent / "models" / "face_landmarker_v2_with_blendshapes.task"
+    if not task.is_file():
+        pytest.skip("no Face Landmarker bundle in ../shared/models")
+    tracker = Tracker(TrackerConfig(backend="landmarker", task_file=str(task)))
+    try:
+        faces = [tracker(frame) for frame in demo_frames[:5]]
+    finally:
+        tracker.close()
+    assert all(face is not None for face in faces)
+    face = faces[-1]
+    assert face.landmarks.shape == (478, 3)
+    assert face.blendshapes is not None and len(face.blendshapes) == 52
+    assert 0.0 <= face.blendshapes["eyeBlinkLeft"] <= 1.0
