@@ -141,7 +141,10 @@ class WarpAnimator:
         # Background: Delaunay over the face outline, both rings and the border (covers the whole image).
         from scipy.spatial import Delaunay
 
-        bg_ids = np.concatenate([np.asarray(T.FACE_OVAL), np.arange(N_LANDMARKS, len(self._src))])
+        # The face's outline is its landmarks' convex hull, not the mesh's oval: in a turned portrait the nose and
+        # lips stick out past the oval, and background triangles must not carry them (a ghost profile).
+        outline = cv2.convexHull(lm[:N_LANDMARKS, :2].astype(np.float32), returnPoints=False).ravel()
+        bg_ids = np.concatenate([outline, np.arange(N_LANDMARKS, len(self._src))])
         self._background = bg_ids[Delaunay(self._src[bg_ids]).simplices].astype(np.int32)
         eyes = [
             delaunay_inside(lm[ids, :2], lm[contour, :2], np.asarray(ids))
