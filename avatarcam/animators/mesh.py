@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.spatial import Delaunay
 
 
 def triangle_affines(
@@ -75,8 +76,6 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 def delaunay_inside(points: np.ndarray, polygon: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Delaunay triangles of `points` (global `indices`) whose centroid lies inside `polygon`."""
-    from scipy.spatial import Delaunay
-
     tri = Delaunay(points).simplices
     centroids = points[tri].mean(axis=1)
     poly = polygon.astype(np.float32).reshape(-1, 1, 2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.spatial import Delaunay
 
 from avatarcam.animators import register
 from avatarcam.animators.mesh import (
@@ -83,6 +84,20 @@ def lid_gaps(points: np.ndarray) -> list[float]:
     ]
 
 
+def border_points(size: int, per_side: int = 9) -> np.ndarray:
+    """Fixed points along the image border: the warp never moves the frame's edges."""
+    edge = np.linspace(0, size - 1, per_side)
+    zeros, last, inner = np.zeros_like(edge), np.full_like(edge, size - 1), edge[1:-1]
+    return np.concatenate(
+        [
+            np.stack([edge, zeros], 1),
+            np.stack([edge, last], 1),
+            np.stack([zeros[1:-1], inner], 1),
+            np.stack([last[1:-1], inner], 1),
+        ]
+    )
+
+
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3 - 2 * t)
@@ -107,40 +122,12 @@ class WarpAnimator:
         face = avatar.face
         lm = face.landmarks.astype(np.float64)
         canon = to_canonical(lm, face.scale, face.rotation, face.translation)
-        oval = canon[T.FACE_OVAL]
-        centre = oval.mean(axis=0)
-        offsets = oval - centre
-        inner = centre + offsets * HEAD_RING_SCALE
-        above = offsets[:, 1] < 0
-        inner[above, 1] += offsets[above, 1] * HAIR_EXTRA
-        outer = centre + offsets * OUTER_RING_SCALE
-        rings = np.concatenate([inner, outer])
-        rings[:, 2] = np.concatenate([oval[:, 2], oval[:, 2]]) + 0.3  # behind the face: painted under it
-        self._ring_canon = rings
-        # With a person mask the outer ring (hair ends, shoulders) follows the head too, since the background
-        # comes from the clean plate; without one it stays fixed so the background is not dragged along.
-        # Only its upper half (hair) follows: a turning or tilting head does not carry the shoulders. Both rings
-        # fade smoothly from top to bottom: a step would shear the hair at the sides of a tilted head.
-        height = offsets[:, 1] / np.abs(offsets[:, 1]).max()  # −1 at the top of the face, +1 at the chin
-        inner_follow = 1.0 - (1.0 - NECK_FOLLOW) * _smoothstep(height, 0.0, 0.6)
-        outer_follow = OUTER_FOLLOW * (1.0 - _smoothstep(height, -0.4, 0.2)) if avatar.mask is not None else 0 * height
-        self._ring_follow = np.concatenate([inner_follow, outer_follow])[:, None]
-        ring_src = from_canonical(rings, face.scale, face.rotation, face.translation)[:, :2]
-        edge = np.linspace(0, size - 1, 9)
-        self._fixed = np.concatenate(
-            [
-                np.stack([edge, np.zeros_like(edge)], 1),
-                np.stack([edge, np.full_like(edge, size - 1)], 1),
-                np.stack([np.zeros_like(edge[1:-1]), edge[1:-1]], 1),
-                np.stack([np.full_like(edge[1:-1], size - 1), edge[1:-1]], 1),
-            ]
-        )
+        ring_src = self._place_rings(canon, has_mask=avatar.mask is not None)
+        self._fixed = border_points(size)
         self._src = np.concatenate([lm[:, :2], ring_src, self._fixed]).astype(np.float64)
         self._ring_slice = slice(N_LANDMARKS, N_LANDMARKS + len(ring_src))
 
         # Background: Delaunay over the face outline, both rings and the border (covers the whole image).
-        from scipy.spatial import Delaunay
-
         # The face's outline is its landmarks' convex hull, not the mesh's oval: in a turned portrait the nose and
         # lips stick out past the oval, and background triangles must not carry them (a ghost profile).
         outline = cv2.convexHull(lm[:N_LANDMARKS, :2].astype(np.float32), returnPoints=False).ravel()
@@ -161,12 +148,37 @@ class WarpAnimator:
         self._plate = None
         if avatar.mask is not None:
             zone = np.zeros((size, size), np.float32)
-            outer_ring = ring_src[len(oval) :]
+            outer_ring = ring_src[len(T.FACE_OVAL) :]
             cv2.fillConvexPoly(zone, cv2.convexHull(np.round(outer_ring).astype(np.int32)), 1.0)
             self._plate = clean_plate(avatar.image, avatar.mask, zone)
         iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
         # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
         self._own_interior = _polygon_area(lm[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
+
+    def _place_rings(self, canon: np.ndarray, has_mask: bool) -> np.ndarray:
+        """Sets the two rings around the head (canonical frame) and how much each point follows the head;
+        returns their positions in the portrait."""
+        oval = canon[T.FACE_OVAL]
+        centre = oval.mean(axis=0)
+        offsets = oval - centre
+        inner = centre + offsets * HEAD_RING_SCALE
+        above = offsets[:, 1] < 0
+        inner[above, 1] += offsets[above, 1] * HAIR_EXTRA
+        outer = centre + offsets * OUTER_RING_SCALE
+        rings = np.concatenate([inner, outer])
+        # The hair lies behind the face's outline: under a turn it moves like a point at that depth.
+        rings[:, 2] = np.concatenate([oval[:, 2], oval[:, 2]]) + 0.3
+        self._ring_canon = rings
+        # With a person mask the outer ring (hair ends) follows the head too, since the background comes from
+        # the clean plate; without one it stays fixed so the background is not dragged along. Only its upper
+        # half follows: a turning or tilting head does not carry the shoulders. Both rings fade smoothly from
+        # top to bottom: a step would shear the hair at the sides of a tilted head.
+        height = offsets[:, 1] / np.abs(offsets[:, 1]).max()  # −1 at the top of the face, +1 at the chin
+        inner_follow = 1.0 - (1.0 - NECK_FOLLOW) * _smoothstep(height, 0.0, 0.6)
+        outer_follow = OUTER_FOLLOW * (1.0 - _smoothstep(height, -0.4, 0.2)) if has_mask else np.zeros_like(height)
+        self._ring_follow = np.concatenate([inner_follow, outer_follow])[:, None]
+        face = self.avatar.face
+        return from_canonical(rings, face.scale, face.rotation, face.translation)[:, :2]
 
     def _texture_sources(self, canon: np.ndarray) -> np.ndarray:
         """Source corners per face triangle: its own, or its mirror image's where the portrait hides it.
