@@ -13,10 +13,6 @@ from avatarcam.config import Config, load_config
 log = logging.getLogger("avatarcam")
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
-
-
 def _config(args: argparse.Namespace) -> Config:
     overrides = {
         "avatar": getattr(args, "avatar", None),
@@ -233,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UserError, AvatarError, SourceError, SinkError, ValueError, FileNotFoundError, OSError) as exc:
+    except (AvatarError, SourceError, SinkError, ValueError, FileNotFoundError, OSError) as exc:
         if args.verbose:
             log.exception("failed")
         message = " ".join(str(exc).split()) if not isinstance(exc, SinkError) else str(exc)

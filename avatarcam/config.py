@@ -15,20 +15,6 @@ from typing import Any
 APP_NAME = "avatarcam"
 
 
-def user_data_dir() -> Path:
-    """Where per-avatar caches live (XDG on Linux, the usual places elsewhere)."""
-    import os
-    import sys
-
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / APP_NAME
-
-
 @dataclass
 class SourceConfig:
     kind: str = "auto"  # auto (camera, else demo) | camera | file | demo
