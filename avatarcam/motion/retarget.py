@@ -104,8 +104,12 @@ class Retargeter:
         return self._motion(change, frame, face, tracked=True)
 
     def _shape_delta(self, shape: np.ndarray, ref: _Reference) -> np.ndarray:
-        ref_gap = mouth_gap(ref.shape)
-        if self._avatar_mouth_closed and ref_gap > MOUTH_CLOSED and mouth_gap(shape) < ref_gap - MOUTH_REFERENCE_STEP:
+        ref_mouth = mouth_gap(ref.shape)
+        if (
+            self._avatar_mouth_closed
+            and ref_mouth > MOUTH_CLOSED
+            and mouth_gap(shape) < ref_mouth - MOUTH_REFERENCE_STEP
+        ):
             # A closed-mouth avatar needs a closed-mouth reference: the driver was talking when the reference was
             # taken, so its most closed mouth since becomes the mouth's neutral (else closing would push the
             # avatar's lips through each other). Matching references (closed/closed, open/open: the same face)
