@@ -25,6 +25,7 @@ from avatarcam.stages import FrameStages
 from avatarcam.types import Avatar, Frame, now_ns
 
 log = logging.getLogger(__name__)
+MESSAGE_SECONDS = 4.0
 
 
 @dataclass
@@ -62,13 +63,21 @@ class LivePipeline:
         self.passthrough = self.frozen = False
         self.hud = config.output.hud
         self.mirror = config.output.mirror
-        self.message = ""
+        self._message, self._message_until = "", 0.0
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
         self._pending: Future[Avatar] | None = None
         self._background = self._make_background(stages.avatar)
         self._last_square = stages.avatar.image
         self._last_sent: np.ndarray | None = None
         self._running = True
+
+    def _say(self, text: str) -> None:
+        """A one-line notice in the HUD, shown for a few seconds."""
+        self._message, self._message_until = text, time.monotonic() + MESSAGE_SECONDS
+
+    @property
+    def message(self) -> str:
+        return self._message if time.monotonic() < self._message_until else ""
 
     def _make_background(self, avatar: Avatar) -> np.ndarray:
         out = self.config.output
@@ -82,7 +91,7 @@ class LivePipeline:
             self._switch_avatar(1 if action == "next_avatar" else -1)
         elif action == "reset_reference":
             self.stages.reset_reference()
-            self.message = "reference reset: hold a neutral face"
+            self._say("reference reset: hold a neutral face")
         elif action == "passthrough":
             self.passthrough = not self.passthrough
         elif action == "freeze":
@@ -94,13 +103,13 @@ class LivePipeline:
 
     def _switch_avatar(self, step: int) -> None:
         if not self.avatar_paths:
-            self.message = "no avatar folder: set avatars_dir to switch avatars"
+            self._say("no avatar folder: set avatars_dir to switch avatars")
             return
         if self._pending is not None:
             return  # one load at a time; the current avatar keeps playing meanwhile
         self._avatar_index = (self._avatar_index + step) % len(self.avatar_paths)
         path = self.avatar_paths[self._avatar_index]
-        self.message = f"loading {path.name}…"
+        self._say(f"loading {path.name}…")
         self._pending = self._loader.submit(load_avatar, path, self.config.animator.size)
 
     def _finish_switch(self) -> None:
@@ -110,11 +119,11 @@ class LivePipeline:
         try:
             avatar = future.result()
         except AvatarError as exc:
-            self.message = f"avatar skipped: {exc}"
+            self._say(f"avatar skipped: {exc}")
             return
         self.stages.set_avatar(avatar)
         self._background = self._make_background(avatar)
-        self.message = f"avatar: {avatar.name}"
+        self._say(f"avatar: {avatar.name}")
 
     # The loop -----------------------------------------------------------------------------------------------
     def step(self) -> bool:

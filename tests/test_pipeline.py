@@ -367,3 +367,16 @@ def test_next_avatar_without_a_folder_says_so(demo_frames: list[Frame], fake_vir
         pipeline = LivePipeline(config, ListSource([]), sink, stages_for(config))
         pipeline.handle("next_avatar")
     assert "no avatar folder" in pipeline.message
+
+
+def test_hud_notices_expire(fake_virtualcam, stages_for, monkeypatch: pytest.MonkeyPatch) -> None:
+    import avatarcam.pipeline as pipeline_module
+
+    config = make_config()
+    with virtual_sink(config) as sink:
+        pipeline = LivePipeline(config, ListSource([]), sink, stages_for(config))
+        pipeline.handle("reset_reference")
+        assert "reference reset" in pipeline.message
+        later = pipeline_module.time.monotonic() + pipeline_module.MESSAGE_SECONDS + 0.1
+        monkeypatch.setattr(pipeline_module.time, "monotonic", lambda: later)
+        assert pipeline.message == ""
