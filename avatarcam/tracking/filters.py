@@ -16,8 +16,11 @@ def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
 
 
 class OneEuroFilter:
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0, scale: float = 1.0) -> None:
-        """`scale` divides the speed before beta applies, so one beta fits values of any unit."""
+    def __init__(
+        self, min_cutoff: float | np.ndarray = 1.0, beta: float = 0.0, d_cutoff: float = 1.0, scale: float = 1.0
+    ) -> None:
+        """`scale` divides the speed before beta applies, so one beta fits values of any unit; `min_cutoff` may be
+        an array (one rest cutoff per value, broadcast against the input)."""
         self.min_cutoff, self.beta, self.d_cutoff, self.scale = min_cutoff, beta, d_cutoff, scale
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None

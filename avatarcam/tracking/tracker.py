@@ -6,10 +6,17 @@ import cv2
 import numpy as np
 
 from avatarcam.config import TrackerConfig
+from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import make_detector
 from avatarcam.tracking.filters import OneEuroFilter
-from avatarcam.tracking.geometry import expression_signals, fit_pose, from_canonical, to_canonical
+from avatarcam.tracking.geometry import canonical_face, expression_signals, fit_pose, from_canonical, to_canonical
 from avatarcam.types import Face, Frame
+
+
+def lower_face() -> np.ndarray:
+    """The points below the nose tip: lips, jaw, chin (they move together when speaking)."""
+    canon = canonical_face()
+    return np.flatnonzero(canon[:, 1] > canon[T.NOSE_TIP, 1])
 
 
 def face_from_landmarks(
@@ -40,7 +47,10 @@ class Tracker:
             config.backend, config.task_file, config.per_frame_detection, config.min_confidence
         )
         self._pose = OneEuroFilter(config.pose_min_cutoff, config.pose_beta, scale=1.0)
-        self._shape = OneEuroFilter(config.expression_min_cutoff, config.expression_beta, scale=0.05)
+        # The lips and jaw move fastest (speech): they get their own, higher rest cutoff.
+        cutoff = np.full((478, 1), config.expression_min_cutoff)
+        cutoff[lower_face()] = config.mouth_min_cutoff
+        self._shape = OneEuroFilter(cutoff, config.expression_beta, scale=0.05)
         self._reference_scale = 0.0
 
     @property
