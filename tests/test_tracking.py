@@ -268,3 +268,11 @@ def test_landmarker_backend_tracks_with_blendshapes(shared_data, demo_frames) ->
     assert face.landmarks.shape == (478, 3)
     assert face.blendshapes is not None and len(face.blendshapes) == 52
     assert 0.0 <= face.blendshapes["eyeBlinkLeft"] <= 1.0
+
+
+def test_one_euro_takes_one_rest_cutoff_per_value() -> None:
+    """A per-value cutoff: the fast column (the lips) follows a step sooner than the slow one (the rest)."""
+    filt = OneEuroFilter(min_cutoff=np.array([[1.0, 20.0]]), beta=0.0)
+    filt(np.zeros((1, 2)), 0.0)
+    out = filt(np.ones((1, 2)), 1 / 30)
+    assert out[0, 1] > 2 * out[0, 0] > 0

@@ -13,10 +13,10 @@ import numpy as np
 from avatarcam.config import RetargetConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import (
-    canonical_face,
     euler_degrees,
     expression_signals,
     from_canonical,
+    lower_face_indices,
     rotation_from_euler,
     to_canonical,
 )
@@ -33,11 +33,6 @@ EYE_LIDS = {
 LIP_COLUMNS = (np.asarray(T.UPPER_LIP_CHAIN[1:-1]), np.asarray(T.LOWER_LIP_CHAIN[1:-1]))
 MOUTH_CLOSED = 0.03  # inner-lip gap (iod units) under which a mouth counts as closed
 MOUTH_REFERENCE_STEP = 0.01  # how much more closed the driver's mouth must be to become the new reference
-
-
-def lower_face() -> np.ndarray:
-    canon = canonical_face()
-    return np.flatnonzero(canon[:, 1] > canon[T.NOSE_TIP, 1])
 
 
 def mouth_gap(shape: np.ndarray) -> float:
@@ -63,7 +58,7 @@ class Retargeter:
         # Last applied change (rotation vector, log scale ratio, translation delta, shape delta), for hold/ease.
         self._last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
         self._lost_since: float | None = None
-        self._lower_face = lower_face()
+        self._lower_face = lower_face_indices()
 
     def set_avatar(self, face: Face) -> None:
         self._avatar_face = face

@@ -30,6 +30,13 @@ def mirror_indices() -> np.ndarray:
     return np.linalg.norm(canon[:, None, :] - mirrored[None, :, :], axis=2).argmin(axis=1)
 
 
+@lru_cache(maxsize=1)
+def lower_face_indices() -> np.ndarray:
+    """The landmarks below the nose tip: lips, jaw and chin, which move together when speaking."""
+    canon = canonical_face()
+    return np.flatnonzero(canon[:, 1] > canon[T.NOSE_TIP, 1])
+
+
 def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares s, R, t with dst ≈ s · src @ R.T + t (Umeyama), for N×3 point sets."""
     mu_s, mu_d = src.mean(0), dst.mean(0)

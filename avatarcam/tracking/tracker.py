@@ -6,17 +6,10 @@ import cv2
 import numpy as np
 
 from avatarcam.config import TrackerConfig
-from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import make_detector
 from avatarcam.tracking.filters import OneEuroFilter
-from avatarcam.tracking.geometry import canonical_face, expression_signals, fit_pose, from_canonical, to_canonical
+from avatarcam.tracking.geometry import expression_signals, fit_pose, from_canonical, lower_face_indices, to_canonical
 from avatarcam.types import Face, Frame
-
-
-def lower_face() -> np.ndarray:
-    """The points below the nose tip: lips, jaw, chin (they move together when speaking)."""
-    canon = canonical_face()
-    return np.flatnonzero(canon[:, 1] > canon[T.NOSE_TIP, 1])
 
 
 def face_from_landmarks(
@@ -49,7 +42,7 @@ class Tracker:
         self._pose = OneEuroFilter(config.pose_min_cutoff, config.pose_beta, scale=1.0)
         # The lips and jaw move fastest (speech): they get their own, higher rest cutoff.
         cutoff = np.full((478, 1), config.expression_min_cutoff)
-        cutoff[lower_face()] = config.mouth_min_cutoff
+        cutoff[lower_face_indices()] = config.mouth_min_cutoff
         self._shape = OneEuroFilter(cutoff, config.expression_beta, scale=0.05)
         self._reference_scale = 0.0
 
