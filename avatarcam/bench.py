@@ -68,6 +68,7 @@ def bench_live(config: Config, seconds: float, driver: str | None) -> BenchRow:
     stages = FrameStages(config, load_avatar(config.avatar or None, config.animator.size))
     pipeline = LivePipeline(config, source, NullSink(), stages)
     stats = pipeline.run(max_seconds=seconds)
+    pipeline.close()
     source.close()
     stages.close()
     lat = np.asarray(stats.latencies_ms)[15:]  # skip start-up

@@ -64,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         stats = pipeline.run(max_seconds=args.seconds)
     finally:
+        pipeline.close()
         hotkeys.stop()
         source.close()
         sink.close()

@@ -133,7 +133,7 @@ class LivePipeline:
             for action in self.hotkeys.poll():
                 self.handle(action)
         self._finish_switch()
-        if not self._running:
+        if not self._running or self.sink.closed:
             return False
         frame = self.source.read(timeout=0.5)
         if frame is None:
@@ -198,6 +198,8 @@ class LivePipeline:
                     break
         except KeyboardInterrupt:
             log.info("stopped by the user")
-        finally:
-            self._loader.shutdown(wait=False, cancel_futures=True)
         return self.stats
+
+    def close(self) -> None:
+        """Stops the avatar loader; the source, sink and stages belong to the caller."""
+        self._loader.shutdown(wait=False, cancel_futures=True)

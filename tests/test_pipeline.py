@@ -60,9 +60,14 @@ class ListSource:
 class KeyedSink:
     """Wraps a sink; its preview window 'presses' the given key before the given step (0-based poll count)."""
 
-    def __init__(self, sink, keys: dict[int, str]) -> None:
-        self.sink, self.keys, self.polls = sink, keys, 0
+    def __init__(self, sink, keys: dict[int, str], close_at: int | None = None) -> None:
+        self.sink, self.keys, self.polls, self.close_at = sink, keys, 0, close_at
         self.name = sink.name
+
+    @property
+    def closed(self) -> bool:
+        """The user closes the window before poll `close_at`."""
+        return self.close_at is not None and self.polls >= self.close_at
 
     def send(self, image: np.ndarray) -> None:
         self.sink.send(image)
@@ -380,3 +385,13 @@ def test_hud_notices_expire(fake_virtualcam, stages_for, monkeypatch: pytest.Mon
         later = pipeline_module.time.monotonic() + pipeline_module.MESSAGE_SECONDS + 0.1
         monkeypatch.setattr(pipeline_module.time, "monotonic", lambda: later)
         assert pipeline.message == ""
+
+
+def test_closing_the_preview_window_ends_the_session(fake_virtualcam, stages_for, demo_frames) -> None:
+    config = make_config()
+    with virtual_sink(config) as inner:
+        sink = KeyedSink(inner, {}, close_at=5)
+        source = ListSource(f.image for f in demo_frames[:30])
+        pipeline = LivePipeline(config, source, sink, stages_for(config), hotkeys=Hotkeys(config.hotkeys))
+        stats = pipeline.run(max_frames=30)
+    assert stats.frames == 4  # the loop stopped at the first step after the window closed

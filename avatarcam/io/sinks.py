@@ -26,6 +26,7 @@ class SinkError(RuntimeError):
 
 class Sink(Protocol):
     name: str
+    closed: bool  # the user closed it (a preview window's close button): the session should end
 
     def send(self, image: np.ndarray) -> None:
         """Show one H×W×3 uint8 RGB image."""
@@ -39,7 +40,9 @@ class Sink(Protocol):
 
 
 class _SinkBase(Closing):
-    """The no-window default for poll_key."""
+    """The no-window defaults for poll_key and closed."""
+
+    closed = False  # True once the user has closed the sink (its window), which ends the session
 
     def poll_key(self) -> str | None:
         return None
@@ -114,11 +117,15 @@ class PreviewSink(_SinkBase):
             raise SinkError(f"cannot open a preview window: {' '.join(str(exc).split())}") from exc
 
     def send(self, image: np.ndarray) -> None:
+        if self.closed:
+            return  # imshow would open the window again
         cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         # The window only repaints inside waitKey; keep the key for poll_key so none is lost.
         key = self._wait_key()
         if key is not None:
             self._key = key
+        # The window's close button: the user means quit.
+        self.closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
 
     def _wait_key(self) -> str | None:
         code = cv2.waitKey(1)
