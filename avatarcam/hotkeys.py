@@ -48,7 +48,8 @@ class Hotkeys:
             if not listener.is_alive():
                 raise RuntimeError("the keyboard listener stopped right after starting")
         except Exception as exc:  # noqa: BLE001 - pynput raises backend-specific errors, even on import
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            # pynput's messages run long (advice included); the first sentence says what failed.
+            reason = " ".join(str(exc).split()).split(" Try ")[0][:120] or type(exc).__name__
             return f"hotkeys: global hotkeys unavailable ({reason}); preview-window keys only"
         self._listener = listener
         combos = ", ".join(f"{combo} {action}" for combo, action in self._bindings.items())
