@@ -57,6 +57,17 @@ def at_eval_size(frames: list[np.ndarray]) -> list[np.ndarray]:
     return [f if f.shape[0] == FRAME_SIZE else square_crop(f, FRAME_SIZE) for f in frames]
 
 
+def reenact(
+    config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float, animators: list[str], still: np.ndarray
+) -> dict[str, list[np.ndarray]]:
+    """The static baseline (`still` on every frame) and each animator's frames, keyed by method."""
+    outputs = {"static": [still] * len(drivers)}
+    for name in animators:
+        config.animator.name = name
+        outputs[name] = animate(config, avatar, drivers, fps)
+    return outputs
+
+
 def list_clips(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -100,10 +111,7 @@ def run_eval(
         except AvatarError:
             log.info("%s: no face in the first frame, skipped", clip.name)
             continue
-        outputs = {"static": [truths[0]] * len(truths)}
-        for name in animators:
-            config.animator.name = name
-            outputs[name] = animate(config, avatar, originals, fps)
+        outputs = reenact(config, avatar, originals, fps, animators, still=truths[0])
         for name, frames_out in outputs.items():
             scores = score_clip(
                 at_eval_size(frames_out), truths=at_eval_size(truths), landmarks=landmarks, identity=identity
@@ -113,10 +121,7 @@ def run_eval(
         cross_out: dict[str, list[np.ndarray]] = {}
         if portraits:
             portrait = portraits[k % len(portraits)]
-            cross_out["static"] = [portrait.image] * len(truths)
-            for name in animators:
-                config.animator.name = name
-                cross_out[name] = animate(config, portrait, originals, fps)
+            cross_out = reenact(config, portrait, originals, fps, animators, still=portrait.image)
             for name, frames_out in cross_out.items():
                 scores = score_clip(
                     at_eval_size(frames_out),
