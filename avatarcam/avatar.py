@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.tracking.geometry import euler_degrees
 from avatarcam.tracking.segmentation import person_mask
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Avatar
@@ -21,6 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding
 MIN_FACE_FRACTION = 0.08  # the face's width must be at least this share of the square
 DEFAULT_AVATAR = "default_avatar.png"
+TURNED_DEGREES = 30.0  # beyond this yaw or pitch a portrait hides too much of its face to animate well
 
 
 class AvatarError(ValueError):
@@ -105,11 +107,20 @@ def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str 
         )
     if faces > 1:
         log.warning("%s has %d faces: animating the largest", name, faces)
+    face = face_from_landmarks(landmarks)
+    yaw, pitch, _ = euler_degrees(face.rotation)
+    if max(abs(yaw), abs(pitch)) > TURNED_DEGREES:
+        log.warning(
+            "%s is turned %.0f° from the camera: the side it hides cannot be shown well when you turn the other "
+            "way; a frontal portrait animates best",
+            name,
+            max(abs(yaw), abs(pitch)),
+        )
     key = hashlib.sha256(square.tobytes()).hexdigest()[:16]
     return Avatar(
         name=name,
         image=square,
-        face=face_from_landmarks(landmarks),
+        face=face,
         key=key,
         source=source,
         mask=person_mask(square),

@@ -152,3 +152,21 @@ def test_list_avatars(tmp_path: Path, portrait: np.ndarray) -> None:
     assert [p.name for p in list_avatars(tmp_path)] == ["a.JPG", "b.png"]
     with pytest.raises(AvatarError, match="avatar folder not found"):
         list_avatars(tmp_path / "missing")
+
+
+def test_a_turned_portrait_is_accepted_with_a_warning(
+    shared_data: Path, astronaut_face: Avatar, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A near-profile portrait (a real clip's first frame) still loads, and the user is told why a frontal one
+    animates better; a frontal one gets no such warning."""
+    from avatarcam.io.sources import read_video
+
+    frames, _ = read_video(shared_data / "driving" / "spectre_0Fi83BHQsMA_00002.mp4", max_frames=1)
+    with caplog.at_level(logging.WARNING, logger="avatarcam.avatar"):
+        avatar = make_avatar(frames[0], 256, name="profile")
+    assert avatar.face is not None
+    assert "profile is turned" in caplog.text and "frontal portrait animates best" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avatarcam.avatar"):
+        make_avatar(astronaut_face.image, astronaut_face.size, name="frontal")
+    assert "turned" not in caplog.text
