@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from avatarcam.avatar import load_avatar
 from avatarcam.config import Config
-from avatarcam.io.demo import DemoSource
+from avatarcam.io.demo import default_demo
 from avatarcam.io.sinks import NullSink
 from avatarcam.io.sources import Source, VideoFileSource
 from avatarcam.pipeline import LivePipeline
@@ -27,8 +29,6 @@ class BenchRow:
 
 
 def machine() -> str:
-    import os
-
     cpu = platform.processor() or platform.machine()
     try:  # Linux names the model only here
         with open("/proc/cpuinfo") as fh:
@@ -39,13 +39,11 @@ def machine() -> str:
 
 
 def _demo_frames(count: int) -> list[Frame]:
-    demo = DemoSource(load_avatar(None, 480), realtime=False)
+    demo = default_demo(realtime=False)
     return [demo.read() for _ in range(count)]
 
 
 def bench_offline(config: Config, size: int, frames: list[Frame]) -> BenchRow:
-    import time
-
     config.animator.size = size
     stages = FrameStages(config, load_avatar(config.avatar or None, size))
     for _ in animate_frames(stages, iter(frames[:10])):  # warm-up: first calls allocate
@@ -64,7 +62,7 @@ def bench_live(config: Config, seconds: float, driver: str | None) -> BenchRow:
     if driver:
         source = VideoFileSource(driver, loop=True, realtime=True)
     else:
-        source = DemoSource(load_avatar(None, 480), fps=config.output.fps)
+        source = default_demo(fps=config.output.fps)
     stages = FrameStages(config, load_avatar(config.avatar or None, config.animator.size))
     pipeline = LivePipeline(config, source, NullSink(), stages)
     stats = pipeline.run(max_seconds=seconds)

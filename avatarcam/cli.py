@@ -28,7 +28,7 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     from avatarcam.avatar import list_avatars, load_avatar
     from avatarcam.hotkeys import Hotkeys
-    from avatarcam.io.demo import DemoSource
+    from avatarcam.io.demo import default_demo
     from avatarcam.io.sinks import open_sink
     from avatarcam.io.sources import open_source
     from avatarcam.pipeline import LivePipeline
@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     paths = list_avatars(config.avatars_dir) if config.avatars_dir else []
     avatar = load_avatar(config.avatar or (paths[0] if paths else None), config.animator.size)
     print(f"avatar: {avatar.name} ({config.animator.name} animator, {avatar.size}²)")
-    source, said = open_source(src, lambda: DemoSource(load_avatar(None, 480), src.width, src.height, src.fps))
+    source, said = open_source(src, lambda: default_demo(src.width, src.height, src.fps))
     print(said)
     sink, said = open_sink(out)
     print(said)

@@ -68,7 +68,6 @@ class LivePipeline:
         self._pending: Future[Avatar] | None = None
         self._background = self._make_background(stages.avatar)
         self._last_square = stages.avatar.image
-        self._last_sent: np.ndarray | None = None
         self._running = True
 
     def _say(self, text: str) -> None:
@@ -178,7 +177,6 @@ class LivePipeline:
     def _send(self, square: np.ndarray, frame: Frame) -> None:
         image = self._compose(square)
         self.sink.send(image)
-        self._last_sent = image
         self.stats.frames += 1
         self.stats.send_times.append(time.monotonic())
         self.stats.latencies_ms.append((now_ns() - frame.timestamp_ns) / 1e6)

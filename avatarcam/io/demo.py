@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from avatarcam.animators.warp import WarpAnimator
+from avatarcam.avatar import load_avatar
 from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import from_canonical, rotation_from_euler, to_canonical
@@ -34,6 +35,14 @@ def script(t: float) -> dict[str, float]:
         "blink": math.sin(math.pi * blink_phase) if blink_phase < 1 else 0.0,
         "smile": max(0.0, math.sin(2 * math.pi * t / 12.0)),
     }
+
+
+DEMO_AVATAR_SIZE = 480  # the scripted face is drawn at the frame height of a 640×480 camera
+
+
+def default_demo(width: int = 640, height: int = 480, fps: float = 30.0, realtime: bool = True) -> DemoSource:
+    """Demo motion of the project's default avatar: what runs where there is no camera."""
+    return DemoSource(load_avatar(None, DEMO_AVATAR_SIZE), width, height, fps, realtime)
 
 
 class DemoSource:

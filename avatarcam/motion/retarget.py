@@ -29,7 +29,7 @@ EYE_LIDS = {
 }
 
 
-# Inner-lip columns (corners excluded) and the points below the nose: the mouth's share of the reference.
+# Inner-lip columns (corners excluded): facing upper and lower lip points, which must never cross.
 LIP_COLUMNS = (np.asarray(T.UPPER_LIP_CHAIN[1:-1]), np.asarray(T.LOWER_LIP_CHAIN[1:-1]))
 MOUTH_CLOSED = 0.03  # inner-lip gap (iod units) under which a mouth counts as closed
 MOUTH_REFERENCE_STEP = 0.01  # how much more closed the driver's mouth must be to become the new reference

@@ -24,7 +24,7 @@ def person_mask(image: np.ndarray) -> np.ndarray | None:
 
 
 def clean_plate(image: np.ndarray, mask: np.ndarray, zone: np.ndarray) -> np.ndarray:
-    """The background with the person painted out inside `zone` (H×W bool: where the head can move).
+    """The background with the person painted out inside `zone` (H×W float32, 1 where the head can move).
 
     Outside the zone the plate is the image itself, so whatever the warp leaves in place stays exactly as it
     was. Inpainting runs on a small copy (the plate only shows in thin disoccluded slivers, where detail is not
