@@ -124,6 +124,7 @@ def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str 
         key=key,
         source=source,
         mask=person_mask(square),
+        portrait_key=hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16],
     )
 
 

@@ -81,6 +81,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from avatarcam.render import render_video
 
     config = _config(args)
+    config.animator.finetune = False  # offline: a cached fine-tune is used, none is started
     avatar = load_avatar(args.avatar, config.animator.size)
     result = render_video(config, avatar, args.driver, args.out, max_frames=args.frames, progress=not args.quiet)
     print(
@@ -140,6 +141,60 @@ def cmd_train_canonical(args: argparse.Namespace) -> int:
     out = Path(args.out)
     count = write_canonical(Path(args.clips), out)
     print(f"wrote {out} from {count} clips")
+    return 0
+
+
+def cmd_train_data(args: argparse.Namespace) -> int:
+    from avatarcam.talking.data import DataSettings, build_cache
+
+    settings = DataSettings(frames_per_clip=args.frames, stills=args.max_stills)
+    summary = build_cache(args.clips, args.out, args.stills, settings)
+    print(
+        f"wrote {args.out}: {len(summary['clips'])} clips, {summary['stills']} still faces; "
+        f"held out for evaluation: {len(summary['holdout'])} clips (listed in {args.out}/holdout.txt)"
+    )
+    return 0
+
+
+def cmd_train_talking_head(args: argparse.Namespace) -> int:
+    from avatarcam.talking.meta_train import WEIGHTS, TrainSettings, train
+
+    settings = TrainSettings(steps=args.steps, batch=args.batch, shots=args.shots, threads=args.threads)
+    losses = train(args.cache, args.out, settings, progress=not args.quiet)
+    if losses:
+        print(f"wrote {args.out}/{WEIGHTS}; last losses: " + ", ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+    return 0
+
+
+def cmd_avatar_add(args: argparse.Namespace) -> int:
+    from avatarcam.avatar import load_avatar
+    from avatarcam.talking.data import FRAME_SIZE
+    from avatarcam.talking.finetune import FineTuneSettings, finetune
+
+    avatar = load_avatar(args.portrait, FRAME_SIZE)  # refuses a portrait it cannot use before any training
+    settings = FineTuneSettings(steps=args.steps, threads=args.threads)
+    result = finetune(avatar, settings, progress=not args.quiet)
+    print(
+        f"{avatar.name}: fine-tuned in {result.seconds:.0f} s (round-trip L1 {result.l1_before:.4f} → "
+        f"{result.l1_after:.4f}); cached in {result.folder}"
+    )
+    return 0
+
+
+def cmd_export_talking_head(args: argparse.Namespace) -> int:
+    from avatarcam.talking.export import calibration_feeds, export_all, load_networks
+    from avatarcam.talking.meta_train import WEIGHTS
+
+    checkpoint = Path(args.run) / WEIGHTS
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS} in {args.run}: run `avatarcam train talking-head` first")
+    model, _ = load_networks(checkpoint)
+    feeds = calibration_feeds(Path(args.cache), model)
+    check = export_all(checkpoint, Path(args.out), feeds, {"steps": args.steps_note} if args.steps_note else {})
+    print(
+        f"exported to {args.out}; int8 vs fp32 on real inputs: mean {check['mean']:.4f}, p99 {check['p99']:.4f}, "
+        f"max {check['max']:.4f}"
+    )
     return 0
 
 
@@ -205,6 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("portrait")
     check.add_argument("--size", type=int, default=512)
     check.set_defaults(func=cmd_avatar_check)
+    add = avatar_sub.add_parser("add", help="fine-tune the talking head on a portrait (cached per portrait)")
+    add.add_argument("portrait")
+    add.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+    add.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
+    add.add_argument("--quiet", action="store_true", help="no progress bar")
+    add.set_defaults(func=cmd_avatar_add)
+
+    export = sub.add_parser("export", help="export trained networks to ONNX (fp32 + int8) into weights/")
+    export_sub = export.add_subparsers(dest="export_command", required=True)
+    ex_th = export_sub.add_parser("talking-head", help="talking head: checkpoint, generator fp32/int8, embedder")
+    ex_th.add_argument("--run", required=True, help="run folder of `avatarcam train talking-head`")
+    ex_th.add_argument("--cache", required=True, help="training cache (real inputs to calibrate int8)")
+    ex_th.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "weights"))
+    ex_th.add_argument("--steps-note", type=int, help="training steps, recorded in the manifest")
+    ex_th.set_defaults(func=cmd_export_talking_head)
 
     train = sub.add_parser("train", help="build the project's own data files and weights")
     train_sub = train.add_subparsers(dest="train_command", required=True)
@@ -212,6 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     canon.add_argument("--clips", required=True)
     canon.add_argument("--out", default=str(Path(__file__).parent / "assets" / "canonical_face.npy"))
     canon.set_defaults(func=cmd_train_canonical)
+    data = train_sub.add_parser("data", help="talking-head training cache from clips (+ still faces); resumable")
+    data.add_argument("--clips", required=True, help="folder of talking-face clips")
+    data.add_argument("--stills", help="folder of still face crops (synthetic motion adds identities)")
+    data.add_argument("--out", required=True, help="cache folder")
+    data.add_argument("--frames", type=int, default=64, help="frames per clip, spread over it")
+    data.add_argument("--max-stills", type=int, default=400, help="still faces used")
+    data.set_defaults(func=cmd_train_data)
+    th = train_sub.add_parser("talking-head", help="meta-train the talking head (resumable; torchrun-ready)")
+    th.add_argument("--cache", required=True, help="cache folder from `avatarcam train data`")
+    th.add_argument("--out", required=True, help="run folder: checkpoint, sample grids, final weights")
+    th.add_argument("--steps", type=int, default=6000)
+    th.add_argument("--batch", type=int, default=8, help="episodes per step (per process)")
+    th.add_argument("--shots", type=int, default=2, help="K: frames embedded per episode")
+    th.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
+    th.add_argument("--quiet", action="store_true", help="no progress bar")
+    th.set_defaults(func=cmd_train_talking_head)
     return parser
 
 
@@ -227,10 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     from avatarcam.avatar import AvatarError
     from avatarcam.io.sinks import SinkError
     from avatarcam.io.sources import SourceError
+    from avatarcam.runtime.weights import WeightsError
 
     try:
         return args.func(args)
-    except (AvatarError, SourceError, SinkError, ValueError, FileNotFoundError, OSError) as exc:
+    except (AvatarError, SourceError, SinkError, WeightsError, ValueError, FileNotFoundError, OSError) as exc:
         if args.verbose:
             log.exception("failed")
         message = " ".join(str(exc).split()) if not isinstance(exc, SinkError) else str(exc)

@@ -72,6 +72,7 @@ class Avatar:
     key: str
     source: str = ""
     mask: np.ndarray | None = None  # H×W float32 person mask (1 = person), when segmentation found one
+    portrait_key: str = ""  # hash of the original portrait, whatever size it is drawn at (per-portrait caches)
     state: dict[str, Any] = field(default_factory=dict)
 
     @property

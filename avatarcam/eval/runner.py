@@ -99,6 +99,7 @@ def run_eval(
         log.warning("identity metric off: install the eval extra (pip install 'avatarcam[eval]')")
     landmarks = StaticLandmarks()
     config.animator.size = size
+    config.animator.finetune = False  # one-shot (meta-trained weights) unless a portrait's fine-tune is cached
     report = EvalReport()
     self_scores: dict[str, list] = {"static": [], **{a: [] for a in animators}}
     cross_scores: dict[str, list] = {"static": [], **{a: [] for a in animators}} if portraits else {}

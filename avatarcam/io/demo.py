@@ -24,8 +24,11 @@ UPPER_LIDS = [246, 161, 160, 159, 158, 157, 173, 466, 388, 387, 386, 385, 384, 3
 LOWER_LIDS = [7, 163, 144, 145, 153, 154, 155, 249, 390, 373, 374, 380, 381, 382]
 
 
+SCRIPT_SECONDS = 12.0  # the script loops
+
+
 def script(t: float) -> dict[str, float]:
-    """Pose (degrees) and expression amounts (0..1) at time t seconds; loops every 12 s."""
+    """Pose (degrees) and expression amounts (0..1) at time t seconds; loops every SCRIPT_SECONDS."""
     blink_phase = (t % 3.1) / 0.18
     return {
         "yaw": 18 * math.sin(2 * math.pi * t / 6.0),
@@ -33,8 +36,29 @@ def script(t: float) -> dict[str, float]:
         "roll": 5 * math.sin(2 * math.pi * t / 8.0),
         "mouth": max(0.0, math.sin(2 * math.pi * 3.0 * t)) * (0.5 + 0.5 * math.sin(2 * math.pi * t / 5.0)) ** 2,
         "blink": math.sin(math.pi * blink_phase) if blink_phase < 1 else 0.0,
-        "smile": max(0.0, math.sin(2 * math.pi * t / 12.0)),
+        "smile": max(0.0, math.sin(2 * math.pi * t / SCRIPT_SECONDS)),
     }
+
+
+def scripted_motion(avatar: Avatar, shape: np.ndarray, t: float) -> Motion:
+    """The avatar (canonical shape `shape`) doing the script at time t: its own face, posed and expressive."""
+    s = script(t)
+    shape = shape.copy()
+    chin_y, corner_y = shape[T.CHIN, 1], shape[[T.MOUTH_RIGHT, T.MOUTH_LEFT], 1].mean()
+    jaw = np.clip((shape[:, 1] - corner_y) / (chin_y - corner_y), 0, 1)
+    jaw[LOWER_LIP] = 1.0
+    below = (np.abs(shape[:, 0]) < 0.9) & (shape[:, 1] > corner_y - 0.02)
+    shape[below, 1] += 0.2 * s["mouth"] * jaw[below]
+    lids = shape[LOWER_LIDS, 1] - shape[UPPER_LIDS, 1]
+    shape[UPPER_LIDS, 1] += 0.9 * s["blink"] * lids
+    for corner, side in ((T.MOUTH_RIGHT, -1), (T.MOUTH_LEFT, 1)):
+        near = np.linalg.norm(shape[:, :2] - shape[corner, :2], axis=1) < 0.12
+        shape[near, 0] += side * 0.06 * s["smile"]
+        shape[near, 1] -= 0.06 * s["smile"]
+    face = avatar.face
+    rot = rotation_from_euler(s["yaw"], s["pitch"], s["roll"]) @ face.rotation
+    landmarks = from_canonical(shape, face.scale, rot, face.translation).astype(np.float32)
+    return Motion(landmarks=landmarks, rotation=rot, expression={})
 
 
 DEMO_AVATAR_SIZE = 480  # the scripted face is drawn at the frame height of a 640×480 camera
@@ -66,23 +90,7 @@ class DemoSource:
         self._index = 0
 
     def motion_at(self, t: float) -> Motion:
-        s = script(t)
-        shape = self._shape.copy()
-        chin_y, corner_y = shape[T.CHIN, 1], shape[[T.MOUTH_RIGHT, T.MOUTH_LEFT], 1].mean()
-        jaw = np.clip((shape[:, 1] - corner_y) / (chin_y - corner_y), 0, 1)
-        jaw[LOWER_LIP] = 1.0
-        below = (np.abs(shape[:, 0]) < 0.9) & (shape[:, 1] > corner_y - 0.02)
-        shape[below, 1] += 0.2 * s["mouth"] * jaw[below]
-        lids = shape[LOWER_LIDS, 1] - shape[UPPER_LIDS, 1]
-        shape[UPPER_LIDS, 1] += 0.9 * s["blink"] * lids
-        for corner, side in ((T.MOUTH_RIGHT, -1), (T.MOUTH_LEFT, 1)):
-            near = np.linalg.norm(shape[:, :2] - shape[corner, :2], axis=1) < 0.12
-            shape[near, 0] += side * 0.06 * s["smile"]
-            shape[near, 1] -= 0.06 * s["smile"]
-        face = self._avatar.face
-        rot = rotation_from_euler(s["yaw"], s["pitch"], s["roll"]) @ face.rotation
-        landmarks = from_canonical(shape, face.scale, rot, face.translation).astype(np.float32)
-        return Motion(landmarks=landmarks, rotation=rot, expression={})
+        return scripted_motion(self._avatar, self._shape, t)
 
     def render(self, t: float) -> np.ndarray:
         square = self._warp(self.motion_at(t))

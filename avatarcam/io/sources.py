@@ -234,15 +234,19 @@ class VideoFileSource(Closing):
         self._cap.release()
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], float]:
-    """All frames of a video (RGB), up to `max_frames`, and its frame rate."""
+def read_video(path: str | Path, max_frames: int | None = None, spread: bool = False) -> tuple[list[np.ndarray], float]:
+    """Frames of a video (RGB) and its frame rate: the first `max_frames`, or with `spread` that many spread
+    evenly over the whole file (skipped frames are not decoded)."""
     frames: list[np.ndarray] = []
     with VideoFileSource(path, loop=False) as source:
+        stride = max(1, source.frame_count // max_frames) if spread and max_frames else 1
         while max_frames is None or len(frames) < max_frames:
             frame = source.read()
             if frame is None:
                 break
             frames.append(frame.image)
+            for _ in range(stride - 1):
+                source._next_bgr(decode=False)
         return frames, source.fps
 
 

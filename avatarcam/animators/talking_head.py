@@ -1,0 +1,110 @@
+"""The `talking-head` animator: the warp draws the whole portrait, the talking-head generator repairs the face.
+
+Per frame: warp at full size → crop the face at 128² → generator (ONNX Runtime; int8 on CPU by default) →
+its masked change, feathered at the crop's edge, scaled back and added to the warp (the warp keeps its full
+resolution wherever the generator leaves it alone; no seam). A portrait starts at once with the meta-trained
+weights; in live runs a fine-tune for it starts in a background process and its result is swapped in when ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+from avatarcam.animators import register
+from avatarcam.animators.warp import WarpAnimator
+from avatarcam.config import AnimatorConfig
+from avatarcam.talking.crops import CROP_SIZE, crop, draw_landmarks, face_box, feather, paste, to_tensor_layout
+from avatarcam.talking.runtime import FineTuned, TalkingHeadNet, portrait_dir
+from avatarcam.types import Avatar, Motion
+
+log = logging.getLogger(__name__)
+
+
+class TalkingHeadAnimator:
+    name = "talking-head"
+
+    def __init__(self, config: AnimatorConfig) -> None:
+        self.config = config
+        self.warp = WarpAnimator(config)
+        self.net = TalkingHeadNet(config.precision, config.threads)
+        self._window = feather(CROP_SIZE)[None]
+        self._session = self.net.meta_generator
+        self._style: np.ndarray | None = None
+        self._pending: tuple | None = None  # (portrait key, session, style) from a finished fine-tune
+        self._lock = threading.Lock()
+        self._job: subprocess.Popen | None = None
+        self.avatar: Avatar | None = None
+        self.finetuned = False
+
+    def prepare(self, avatar: Avatar) -> None:
+        self.warp.prepare(avatar)
+        self.avatar = avatar
+        face = avatar.face
+        box = face_box(face.landmarks)
+        frame = to_tensor_layout(crop(avatar.image, box))
+        self._session = self.net.meta_generator
+        self._style = self.net.style(frame, to_tensor_layout(draw_landmarks(face.landmarks, box)))
+        self.finetuned = False
+        tuned = FineTuned(portrait_dir(avatar.portrait_key))
+        if tuned.ready:
+            self._session, self._style = self.net.open_finetuned(tuned), tuned.style()
+            self.finetuned = True
+        elif self.config.finetune and avatar.source:
+            self._start_finetune(avatar)
+
+    def _start_finetune(self, avatar: Avatar) -> None:
+        """`avatarcam avatar add` in a low-priority process; a watcher loads its result when it ends."""
+        if self._job is not None and self._job.poll() is None:
+            self._job.kill()
+        cmd = [sys.executable, "-m", "avatarcam.cli", "avatar", "add", avatar.source, "--quiet", "--threads", "1"]
+        nice = (lambda: os.nice(10)) if hasattr(os, "nice") else None
+        self._job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=nice)
+        log.info("fine-tuning %s in the background; it switches over when done", avatar.name)
+        job, key = self._job, avatar.portrait_key
+        threading.Thread(target=self._await_finetune, args=(job, key), daemon=True).start()
+
+    def _await_finetune(self, job: subprocess.Popen, key: str) -> None:
+        if job.wait() != 0:
+            log.warning("background fine-tune failed (exit %d); staying on the meta-trained weights", job.returncode)
+            return
+        tuned = FineTuned(portrait_dir(key))
+        if tuned.ready:
+            loaded = (key, self.net.open_finetuned(tuned), tuned.style())
+            with self._lock:
+                self._pending = loaded
+
+    def _switch_if_ready(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending and self.avatar is not None and pending[0] == self.avatar.portrait_key:
+            _, self._session, self._style = pending
+            self.finetuned = True
+            log.info("switched %s to its fine-tuned weights", self.avatar.name)
+
+    def __call__(self, motion: Motion) -> np.ndarray:
+        if self.avatar is None or self._style is None:
+            raise RuntimeError("TalkingHeadAnimator.prepare(avatar) must be called first")
+        if self._pending is not None:
+            self._switch_if_ready()
+        warped = self.warp(motion)
+        box = face_box(motion.landmarks)
+        before = to_tensor_layout(crop(warped, box))
+        drawing = to_tensor_layout(draw_landmarks(motion.landmarks, box))
+        image, mask = self.net.generate(self._session, before, drawing, self._style)
+        change = (mask * (image - before) * self._window * 127.5).transpose(1, 2, 0)
+        return paste(warped, np.ascontiguousarray(change), box)
+
+    def close(self) -> None:
+        if self._job is not None and self._job.poll() is None:
+            self._job.kill()
+        self.warp.close()
+        self.avatar = None
+
+
+register("talking-head")(TalkingHeadAnimator)

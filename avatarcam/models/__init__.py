@@ -1,0 +1,1 @@
+"""Neural networks as plain torch modules (no training or I/O here)."""

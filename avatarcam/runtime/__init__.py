@@ -1,0 +1,1 @@
+"""Running trained networks: the weights manifest and ONNX Runtime sessions."""
