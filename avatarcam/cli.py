@@ -114,7 +114,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = _config(args)
     report = run_eval(
-        config, args.clips, args.animators, args.portraits, args.frames, args.size, args.limit, args.out, args.showcase
+        config,
+        args.clips,
+        args.animators,
+        args.portraits,
+        args.frames,
+        args.size,
+        args.limit,
+        args.out,
+        args.showcase,
+        args.clip_list,
     )
     print(report.markdown())
     if args.out:
@@ -250,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--frames", type=int, default=100, help="first N frames of each clip")
     ev.add_argument("--size", type=int, default=256, help="evaluation size")
     ev.add_argument("--limit", type=int, help="only the first N clips")
+    ev.add_argument("--clip-list", help="file listing the clips to evaluate, one file name per line (e.g. holdout.txt)")
     ev.add_argument("--out", help="folder for results.md, per_clip.json and side-by-side images")
     ev.add_argument("--showcase", help="clip name (stem) for the side-by-side images (default: every clip)")
     ev.set_defaults(func=cmd_eval)

@@ -66,6 +66,7 @@ class AnimatorConfig:
     # talking-head: int8 (CPU default, ~3× faster) or fp32; fine-tune a new portrait in the background (live runs)
     precision: str = "int8"
     finetune: bool = True
+    finetune_steps: int = 300
     threads: int = 0  # ONNX Runtime CPU threads (0: its default)
 
 

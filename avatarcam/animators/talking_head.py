@@ -62,7 +62,9 @@ class TalkingHeadAnimator:
         """`avatarcam avatar add` in a low-priority process; a watcher loads its result when it ends."""
         if self._job is not None and self._job.poll() is None:
             self._job.kill()
+        steps = str(self.config.finetune_steps)
         cmd = [sys.executable, "-m", "avatarcam.cli", "avatar", "add", avatar.source, "--quiet", "--threads", "1"]
+        cmd += ["--steps", steps]
         nice = (lambda: os.nice(10)) if hasattr(os, "nice") else None
         self._job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=nice)
         log.info("fine-tuning %s in the background; it switches over when done", avatar.name)

@@ -68,11 +68,19 @@ def reenact(
     return outputs
 
 
-def list_clips(folder: str | Path) -> list[Path]:
+def list_clips(folder: str | Path, only: str | Path | None = None) -> list[Path]:
+    """The folder's clips, sorted; `only` names a file listing the clips to keep (one file name per line)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"clip folder not found: {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if only is None:
+        return clips
+    wanted = {line.strip() for line in Path(only).read_text().splitlines() if line.strip()}
+    missing = wanted - {p.name for p in clips}
+    if missing:
+        raise FileNotFoundError(f"clips listed in {only} but not in {folder}: {', '.join(sorted(missing))}")
+    return [p for p in clips if p.name in wanted]
 
 
 def run_eval(
@@ -85,9 +93,10 @@ def run_eval(
     limit: int | None = None,
     out_dir: str | Path | None = None,
     showcase: str | None = None,
+    only: str | Path | None = None,
 ) -> EvalReport:
     """Scores each animator and the static baseline; writes results.md, per_clip.json and side-by-sides."""
-    clips = list_clips(clips_dir)[:limit]
+    clips = list_clips(clips_dir, only)[:limit]
     portraits: list[Avatar] = []
     for path in list_avatars(portraits_dir) if portraits_dir else []:
         try:

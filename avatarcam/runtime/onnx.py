@@ -46,12 +46,18 @@ def quantize_int8(fp32: Path, out: Path, calibration: list[dict[str, np.ndarray]
         def get_next(self):
             return next(self._items, None)
 
-    quantize_static(
-        str(fp32),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    # The quantizer logs advice on the root logger for every normalization layer; it changes nothing here.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        quantize_static(
+            str(fp32),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        logging.disable(previous)

@@ -11,6 +11,8 @@ import torch
 from avatarcam.talking.crops import draw_landmarks, to_tensor_layout
 
 STILL_SHARE = 0.3  # share of episodes drawn from still faces (when the cache has them)
+JITTER_GAIN, JITTER_BIAS = 0.15, 0.1  # per-channel colour jitter of an episode (images in [-1, 1])
+PICTURES = ("shots", "warped", "target")  # the episode's images (the drawings are not jittered)
 
 
 class EpisodeSet:
@@ -45,7 +47,9 @@ class EpisodeSet:
         s = int(rng.integers(len(ex["sources"])))
         others = np.setdiff1d(np.arange(n), ex["sources"][s : s + 1])
         t = int(rng.choice(others))
-        shots = rng.choice(n, size=k, replace=n < k)
+        # The shots never include the target frame: at run time the portrait is all the embedder sees.
+        pool = np.setdiff1d(np.arange(n), [t])
+        shots = rng.choice(pool, size=k, replace=len(pool) < k)
         item = {
             "shots": np.stack([to_tensor_layout(ex["targets"][i]) for i in shots]),
             "shot_drawings": np.stack(
@@ -57,7 +61,7 @@ class EpisodeSet:
         }
         if rng.random() < 0.5:  # mirror the whole episode: a free doubling of poses
             item = {key: np.ascontiguousarray(v[..., ::-1]) for key, v in item.items()}
-        return item
+        return _colour_jitter(item, rng)
 
     def sample(self, batch: int, k: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         who = [self.pick(rng) for _ in range(batch)]
@@ -65,3 +69,13 @@ class EpisodeSet:
         out = {key: torch.from_numpy(np.stack([it[key] for it in items])) for key in items[0]}
         out["who"] = torch.tensor(who, dtype=torch.long)
         return out
+
+
+def _colour_jitter(item: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One random per-channel gain and bias for all of an episode's images: 35 people's exact skin and light
+    are not worth memorizing, what the warp gets wrong is."""
+    gain = rng.uniform(1 - JITTER_GAIN, 1 + JITTER_GAIN, size=(3, 1, 1)).astype(np.float32)
+    bias = rng.uniform(-JITTER_BIAS, JITTER_BIAS, size=(3, 1, 1)).astype(np.float32)
+    for key in PICTURES:
+        item[key] = np.clip(item[key] * gain + bias, -1.0, 1.0).astype(np.float32)
+    return item

@@ -136,9 +136,10 @@ def finetune(
         warped = torch.cat([views["back"][i], views["moved"][j]])
         drawing = torch.cat([drawings[i], views["moved_drawings"][j]])
         real = torch.cat([views["target"].expand(half, -1, -1, -1), teacher[j]])
-        fake = blend(warped, *gen(warped, drawing, style.expand(2 * half, -1)))
+        image, mask = gen(warped, drawing, style.expand(2 * half, -1))
+        fake = blend(warped, image, mask)
         _, real_features = discriminator_step(disc, d_opt, real, fake, drawing, who)
-        loss, _ = generator_loss(disc, fake, real, real_features, drawing, who, weights_)
+        loss, _ = generator_loss(disc, fake, real, real_features, drawing, who, weights_, mask)
         g_opt.zero_grad(set_to_none=True)
         loss.backward()
         g_opt.step()
@@ -160,6 +161,17 @@ def _save(avatar, model, style: np.ndarray, views, settings, before: float, afte
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _write(tmp, avatar, model, style, views, settings, before, after, start)
+    except BaseException:  # interrupted or failed: the previous fine-tune (if any) stays as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _replace_dir(tmp, final)
+    info = json.loads((final / "done.json").read_text())
+    return FineTuneResult(final, before, after, info["seconds"], info["int8_parity"])
+
+
+def _write(tmp: Path, avatar, model, style: np.ndarray, views, settings, before: float, after: float, start: float):
     export_generator(model, tmp / GENERATOR)
     n = views["back"].shape[0]
     drawing = views["drawing"][0].numpy()
@@ -181,5 +193,3 @@ def _save(avatar, model, style: np.ndarray, views, settings, before: float, afte
         "settings": asdict(settings),
     }
     (tmp / "done.json").write_text(json.dumps(info, indent=1))
-    _replace_dir(tmp, final)
-    return FineTuneResult(final, before, after, seconds, check)

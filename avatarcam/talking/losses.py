@@ -17,6 +17,7 @@ class LossWeights:
     feature_matching: float = 1.0
     adversarial: float = 0.1
     match: float = 1.0  # embedding match: W_i pulled to the embedder's vector for the same person
+    mask: float = 0.05  # mask sparsity: the generator replaces the warp only where that pays
 
 
 def multiscale_l1(a: torch.Tensor, b: torch.Tensor, scales: int = 3) -> torch.Tensor:
@@ -36,11 +37,12 @@ def discriminator_step(disc, optimizer, real, fake, drawing, who) -> tuple[float
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss), [f[:n].detach() for f in features]
+    return float(loss.detach()), [f[:n].detach() for f in features]
 
 
-def generator_loss(disc, fake, real, real_features, drawing, who, weights: LossWeights, embedding=None):
-    """Reconstruction + feature matching + adversarial (+ embedding match when `embedding` is given)."""
+def generator_loss(disc, fake, real, real_features, drawing, who, weights: LossWeights, mask, embedding=None):
+    """Reconstruction + feature matching + adversarial + mask sparsity (+ embedding match when `embedding` is
+    given)."""
     score, features, w = disc(fake, drawing, who)
     parts = {
         "rec": multiscale_l1(fake, real) * weights.reconstruction,
@@ -48,7 +50,8 @@ def generator_loss(disc, fake, real, real_features, drawing, who, weights: LossW
         / len(features)
         * weights.feature_matching,
         "adv": -score.mean() * weights.adversarial,
+        "mask": mask.mean() * weights.mask,
     }
     if embedding is not None:
         parts["match"] = (w - embedding).abs().mean() * weights.match
-    return sum(parts.values()), {k: float(v) for k, v in parts.items()}
+    return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}

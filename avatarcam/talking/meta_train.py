@@ -81,8 +81,8 @@ def write_grid(path: Path, columns: list[torch.Tensor], rows: int = 4) -> None:
 def export_weights(
     model: TalkingHead, disc: ProjectionDiscriminator, names: list[str], settings: TrainSettings
 ) -> dict:
-    """What ships: the networks in half precision (the training identities' W only as their mean, the starting
-    point for a new portrait's column is its own embedding)."""
+    """What ships: the networks in half precision, without the training identities' W (a new portrait's column
+    starts as its own embedding)."""
     disc_state = {k: v for k, v in disc.state_dict().items() if not k.startswith("identity.")}
     return {
         "model": {k: v.half() for k, v in model.state_dict().items()},
@@ -132,7 +132,15 @@ def train(cache_dir: str | Path, out_dir: str | Path, settings: TrainSettings | 
             d_model, d_opt, batch["target"], fake, batch["drawing"], batch["who"]
         )
         g_loss, parts = generator_loss(
-            d_model, fake, batch["target"], real_features, batch["drawing"], batch["who"], settings.weights, embedding
+            d_model,
+            fake,
+            batch["target"],
+            real_features,
+            batch["drawing"],
+            batch["who"],
+            settings.weights,
+            mask,
+            embedding,
         )
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
