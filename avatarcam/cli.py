@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ def _config(args: argparse.Namespace) -> Config:
         "avatars_dir": getattr(args, "avatars_dir", None),
         "animator.name": getattr(args, "animator", None),
         "animator.size": getattr(args, "size", None),
+        "animator.swap_model": getattr(args, "model", None),
         "tracker.backend": "landmarker" if getattr(args, "task_file", None) else None,
         "tracker.task_file": getattr(args, "task_file", None),
     }
@@ -124,6 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.out,
         args.showcase,
         args.clip_list,
+        args.finetune,
     )
     print(report.markdown())
     if args.out:
@@ -207,6 +210,63 @@ def cmd_export_talking_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faceswap_extract(args: argparse.Namespace) -> int:
+    from avatarcam.faceswap.extract import ExtractSettings, extract
+
+    settings = ExtractSettings(size=args.size, every=args.every, max_faces=args.max)
+    report = extract(args.source, args.out, settings, progress=not args.quiet)
+    print(f"{args.out}: {report.summary()}")
+    return 0 if report.kept else 1
+
+
+def cmd_faceswap_record(args: argparse.Namespace) -> int:
+    from avatarcam.faceswap.extract import ExtractSettings, extract
+    from avatarcam.faceswap.record import record
+
+    video = record(args.camera, args.seconds, Path(args.out) / "recording.mp4", progress=not args.quiet)
+    report = extract(video, args.out, ExtractSettings(size=args.size), progress=not args.quiet)
+    print(f"{args.out}: recorded {video.name}; {report.summary()}")
+    return 0 if report.kept else 1
+
+
+def cmd_faceswap_eval(args: argparse.Namespace) -> int:
+    from avatarcam.faceswap.evaluate import evaluate_swap
+
+    config = _config(args)
+    result = evaluate_swap(config, Path(args.driver), Path(args.b_clip), args.start, args.frames, Path(args.out))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_train_faceswap(args: argparse.Namespace) -> int:
+    from avatarcam.faceswap.export import export_swap
+    from avatarcam.faceswap.faceset import FaceSet
+    from avatarcam.faceswap.store import model_dir
+    from avatarcam.faceswap.train import SwapTrainSettings, train_faceswap
+
+    settings = SwapTrainSettings(size=args.size, steps=args.steps, batch=args.batch, threads=args.threads)
+    folder = model_dir(args.name)
+    losses = train_faceswap(args.a, args.b, folder, settings, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        check = export_swap(folder, FaceSet(args.a))
+        int8 = check.get("int8") if not check.get("int8_dropped") else None
+        exported = f"int8 (mean error {int8['mean']:.4f}) and fp32" if int8 else "fp32 (int8 too far from it)"
+        trained = ", ".join(f"{k.upper()} {v:.4f}" for k, v in losses.items()) or "already trained"
+        print(f"model {args.name} in {folder}: losses {trained}; exported {exported}")
+    return 0
+
+
+def cmd_export_faceswap(args: argparse.Namespace) -> int:
+    from avatarcam.faceswap.export import export_swap
+    from avatarcam.faceswap.faceset import FaceSet
+    from avatarcam.faceswap.store import model_dir
+
+    folder = model_dir(args.model)
+    check = export_swap(folder, FaceSet(args.a) if args.a else None)
+    print(f"exported {folder}: {check}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avatarcam", description="Real-time avatar virtual webcam.")
     parser.add_argument("--config", help="TOML settings file (see README)")
@@ -219,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--animator", help="animator name (default: warp)")
         p.add_argument("--size", type=int, help="avatar size in pixels (square)")
         p.add_argument("--task-file", help="MediaPipe Face Landmarker .task file (blendshapes)")
+        p.add_argument("--model", help="face swap model: a name from `train faceswap --name`, or its folder")
 
     run = sub.add_parser("run", help="live: webcam → avatar → virtual camera (default command)")
     common(run)
@@ -234,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="offline: animate a portrait with a driver video")
     common(render, avatar=False)
-    render.add_argument("--avatar", required=True, help="portrait image")
+    render.add_argument("--avatar", help="portrait image (default: the bundled avatar; unused by faceswap)")
     render.add_argument("--driver", required=True, help="driver video")
     render.add_argument("--out", required=True, help="output mp4")
     render.add_argument("--frames", type=int, help="only the first N driver frames")
@@ -259,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--frames", type=int, default=100, help="first N frames of each clip")
     ev.add_argument("--size", type=int, default=256, help="evaluation size")
     ev.add_argument("--limit", type=int, help="only the first N clips")
+    ev.add_argument(
+        "--finetune", action="store_true", help="fine-tune the talking head on each source portrait first (cached)"
+    )
     ev.add_argument("--clip-list", help="file listing the clips to evaluate, one file name per line (e.g. holdout.txt)")
     ev.add_argument("--out", help="folder for results.md, per_clip.json and side-by-side images")
     ev.add_argument("--showcase", help="clip name (stem) for the side-by-side images (default: every clip)")
@@ -286,6 +350,37 @@ def build_parser() -> argparse.ArgumentParser:
     ex_th.add_argument("--steps-note", type=int, help="training steps, recorded in the manifest")
     ex_th.set_defaults(func=cmd_export_talking_head)
 
+    ex_fs = export_sub.add_parser("faceswap", help="face swap: encoder + decoder B (fp32, int8 where it holds)")
+    ex_fs.add_argument("--model", required=True, help="model name or folder")
+    ex_fs.add_argument("--a", help="A's extracted faces (calibrate int8; without it only fp32 is written)")
+    ex_fs.set_defaults(func=cmd_export_faceswap)
+
+    swap = sub.add_parser("faceswap", help="face swap data: extract faces, record from the webcam")
+    swap_sub = swap.add_subparsers(dest="faceswap_command", required=True)
+    fx = swap_sub.add_parser("extract", help="aligned faces, landmarks and masks of one person")
+    fx.add_argument("source", help="a video, an image, or a folder of them")
+    fx.add_argument("--out", required=True, help="faces folder")
+    fx.add_argument("--size", type=int, default=128, help="crop size (64 or 128 presets train from it)")
+    fx.add_argument("--every", type=int, default=1, help="take every n-th video frame")
+    fx.add_argument("--max", type=int, default=2000, help="at most this many faces")
+    fx.add_argument("--quiet", action="store_true", help="no progress bar")
+    fx.set_defaults(func=cmd_faceswap_extract)
+    rec = swap_sub.add_parser("record", help="record yourself from the webcam, then extract the faces")
+    rec.add_argument("--seconds", type=float, default=60.0)
+    rec.add_argument("--camera", type=int, default=0, help="camera index")
+    rec.add_argument("--out", default="faces_me", help="faces folder (the recording is kept in it)")
+    rec.add_argument("--size", type=int, default=128, help="crop size")
+    rec.add_argument("--quiet", action="store_true", help="no progress bar")
+    rec.set_defaults(func=cmd_faceswap_record)
+    fe = swap_sub.add_parser("eval", help="identity, motion following and flicker of a swap on unseen frames")
+    fe.add_argument("--model", required=True, help="model name or folder")
+    fe.add_argument("--driver", required=True, help="A's clip")
+    fe.add_argument("--start", type=int, default=0, help="first frame of A's clip to swap (after the trained part)")
+    fe.add_argument("--frames", type=int, default=150, help="frames to swap")
+    fe.add_argument("--b-clip", required=True, help="a clip of B (its mean face embedding is B's identity)")
+    fe.add_argument("--out", default="faceswap_eval", help="folder for faceswap.json and faceswap.png")
+    fe.set_defaults(func=cmd_faceswap_eval)
+
     train = sub.add_parser("train", help="build the project's own data files and weights")
     train_sub = train.add_subparsers(dest="train_command", required=True)
     canon = train_sub.add_parser("canonical", help="the canonical neutral face, from clips")
@@ -308,6 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
     th.add_argument("--quiet", action="store_true", help="no progress bar")
     th.set_defaults(func=cmd_train_talking_head)
+    fs = train_sub.add_parser("faceswap", help="shared encoder + decoders A and B (resumable; torchrun-ready)")
+    fs.add_argument("--a", required=True, help="faces of A (the person in front of the camera)")
+    fs.add_argument("--b", required=True, help="faces of B (the face A will wear)")
+    fs.add_argument("--name", required=True, help="model name (or a folder path)")
+    fs.add_argument("--size", type=int, default=128, choices=[64, 128], help="preset")
+    fs.add_argument("--steps", type=int, default=6000)
+    fs.add_argument("--batch", type=int, default=8, help="faces of each person per step (per process)")
+    fs.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
+    fs.add_argument("--quiet", action="store_true", help="no progress bar")
+    fs.set_defaults(func=cmd_train_faceswap)
     return parser
 
 

@@ -119,6 +119,22 @@ def check_facemesh() -> Check:
     return Check("MediaPipe FaceMesh", True, f"mediapipe {mp.__version__}, bundled model loads")
 
 
+def check_weights() -> Check:
+    """The shipped talking-head weights against their manifest (sha256, ONNX input shapes)."""
+    from avatarcam.runtime.weights import WeightsError, weights_dir
+    from avatarcam.talking.export import verify_shipped
+
+    fix = "restore weights/ from the repository (git checkout -- weights), or rebuild: see weights/MODEL_CARD.md"
+    try:
+        paths = verify_shipped()
+    except WeightsError as exc:
+        return Check("talking-head weights", False, _one_line(exc), fix)
+    size = sum(p.stat().st_size for p in paths) / 1e6
+    return Check(
+        "talking-head weights", True, f"{len(paths)} files, {size:.1f} MB, match {weights_dir()}/manifest.json"
+    )
+
+
 def check_display() -> Check:
     import cv2
 
@@ -158,6 +174,7 @@ def run_doctor() -> list[Check]:
         check_onnxruntime,
         check_torch,
         check_facemesh,
+        check_weights,
         check_display,
     ]
     results = []

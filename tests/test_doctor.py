@@ -12,12 +12,14 @@ def test_run_doctor_returns_every_check_and_never_raises():
         "ONNX Runtime",
         "PyTorch CUDA",
         "MediaPipe FaceMesh",
+        "talking-head weights",
         "preview display",
     ]
     assert all(isinstance(c.ok, bool) and c.detail for c in checks)
     assert all(c.fix for c in checks if not c.ok)
     # The bundled FaceMesh model ships with the mediapipe wheel.
     assert next(c for c in checks if c.name == "MediaPipe FaceMesh").ok
+    assert next(c for c in checks if c.name == "talking-head weights").ok  # shipped in weights/
 
 
 def test_a_crashing_check_is_reported_as_failed(monkeypatch):
@@ -28,7 +30,7 @@ def test_a_crashing_check_is_reported_as_failed(monkeypatch):
     checks = run_doctor()
     crashed = checks[0]
     assert not crashed.ok and "driver exploded" in crashed.detail
-    assert len(checks) == 7
+    assert len(checks) == 8
 
 
 def test_missing_virtual_camera_gives_the_fix(monkeypatch):
@@ -59,3 +61,11 @@ def test_format_checks_marks_and_fixes():
     assert lines[2].strip() == "fix: sudo modprobe v4l2loopback"
     assert lines[3].startswith("– PyTorch CUDA")
     assert "pip install avatarcam[gpu]" in lines[4]
+
+
+def test_corrupt_weights_are_named_with_the_fix(tmp_path, monkeypatch):
+    (tmp_path / "manifest.json").write_text("{not json")
+    monkeypatch.setenv("AVATARCAM_WEIGHTS", str(tmp_path))
+    check = doctor.check_weights()
+    assert not check.ok and "manifest.json is not valid JSON" in check.detail
+    assert "MODEL_CARD.md" in check.fix

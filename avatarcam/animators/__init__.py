@@ -47,4 +47,4 @@ def create(config: AnimatorConfig) -> Animator:
 
 
 def _load_builtins() -> None:
-    from avatarcam.animators import talking_head, warp  # noqa: F401  (they register themselves)
+    from avatarcam.animators import faceswap, talking_head, warp  # noqa: F401  (they register themselves)

@@ -51,7 +51,7 @@ class TalkingHeadAnimator:
         self._session = self.net.meta_generator
         self._style = self.net.style(frame, to_tensor_layout(draw_landmarks(face.landmarks, box)))
         self.finetuned = False
-        tuned = FineTuned(portrait_dir(avatar.portrait_key))
+        tuned = FineTuned(portrait_dir(avatar.portrait_key, self.net.base))
         if tuned.ready:
             self._session, self._style = self.net.open_finetuned(tuned), tuned.style()
             self.finetuned = True
@@ -75,7 +75,7 @@ class TalkingHeadAnimator:
         if job.wait() != 0:
             log.warning("background fine-tune failed (exit %d); staying on the meta-trained weights", job.returncode)
             return
-        tuned = FineTuned(portrait_dir(key))
+        tuned = FineTuned(portrait_dir(key, self.net.base))
         if tuned.ready:
             loaded = (key, self.net.open_finetuned(tuned), tuned.style())
             with self._lock:

@@ -23,6 +23,7 @@ from avatarcam.eval.metrics import (
 from avatarcam.eval.sidebyside import save_image, side_by_side
 from avatarcam.io.sources import read_video
 from avatarcam.stages import FrameStages
+from avatarcam.talking.finetune import ensure_finetuned
 from avatarcam.types import Avatar, Frame
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ def run_eval(
     out_dir: str | Path | None = None,
     showcase: str | None = None,
     only: str | Path | None = None,
+    finetune: bool = False,
 ) -> EvalReport:
-    """Scores each animator and the static baseline; writes results.md, per_clip.json and side-by-sides."""
+    """Scores each animator and the static baseline; writes results.md, per_clip.json and side-by-sides.
+    With `finetune`, the talking head is first fine-tuned on every source portrait (cached), as `run` does."""
     clips = list_clips(clips_dir, only)[:limit]
     portraits: list[Avatar] = []
     for path in list_avatars(portraits_dir) if portraits_dir else []:
@@ -121,6 +124,8 @@ def run_eval(
         except AvatarError:
             log.info("%s: no face in the first frame, skipped", clip.name)
             continue
+        if finetune and "talking-head" in animators:
+            ensure_finetuned(avatar)
         outputs = reenact(config, avatar, originals, fps, animators, still=truths[0])
         for name, frames_out in outputs.items():
             scores = score_clip(
@@ -131,6 +136,8 @@ def run_eval(
         cross_out: dict[str, list[np.ndarray]] = {}
         if portraits:
             portrait = portraits[k % len(portraits)]
+            if finetune and "talking-head" in animators:
+                ensure_finetuned(portrait)
             cross_out = reenact(config, portrait, originals, fps, animators, still=portrait.image)
             for name, frames_out in cross_out.items():
                 scores = score_clip(

@@ -205,6 +205,10 @@ class VideoFileSource(Closing):
         self.finished = True
         return None
 
+    def skip(self) -> bool:
+        """Passes over one frame without decoding it; False at the end."""
+        return self._next_bgr(decode=False) is not None
+
     def read(self, timeout: float = 1.0) -> Frame | None:
         if self.finished:
             return None
@@ -246,7 +250,7 @@ def read_video(path: str | Path, max_frames: int | None = None, spread: bool = F
                 break
             frames.append(frame.image)
             for _ in range(stride - 1):
-                source._next_bgr(decode=False)
+                source.skip()
         return frames, source.fps
 
 

@@ -35,8 +35,11 @@ def open_session(path: str | Path, threads: int = 0):
     return session
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: list[dict[str, np.ndarray]]) -> None:
-    """Static int8 QDQ quantization (per-channel weights), calibrated on real inputs."""
+def quantize_int8(
+    fp32: Path, out: Path, calibration: list[dict[str, np.ndarray]], keep_fp32: tuple[str, ...] = ()
+) -> None:
+    """Static int8 QDQ quantization (per-channel weights), calibrated on real inputs; `keep_fp32` names nodes
+    left in float."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -58,6 +61,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: list[dict[str, np.ndarray]
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(keep_fp32),
         )
     finally:
         logging.disable(previous)

@@ -19,12 +19,19 @@ from avatarcam.talking.runtime import CHECKPOINT, EMBEDDER, GENERATOR, GENERATOR
 
 REBUILD = (
     "avatarcam train data --clips ../shared/data/driving --stills ../shared/data/faces/utkface --out CACHE && "
-    "avatarcam train talking-head --cache CACHE --out RUN && avatarcam export talking-head --run RUN --cache CACHE"
+    "avatarcam train talking-head --cache CACHE --out RUN --steps 12000 && "
+    "avatarcam export talking-head --run RUN --cache CACHE --steps-note 12000"
 )
 DATA = (
     "../shared/data/driving (35 of 45 clips; 10 held out), ../shared/data/faces/utkface (400 stills, synthetic motion)"
 )
-LICENCE = "non-commercial research (the training data's licences: CC BY-NC 4.0, CC BY-NC-SA 4.0, UTKFace)"
+# The output layer stays float in the int8 generator: quantizing it doubles the error (p99 0.066 → 0.029 on
+# real crops, [0, 1] units) to save 0.4 ms.
+FP32_NODES = ("/head/Conv",)
+LICENCE = (
+    "non-commercial research (training data: clips under MIT, Apache-2.0, CC BY 4.0, CC BY-NC 4.0, CC BY-NC-SA 4.0 "
+    "and GPL-3.0 per origin, of public figures and dataset subjects; UTKFace: non-commercial research)"
+)
 
 
 def load_networks(path: Path, identities: int = 1) -> tuple[TalkingHead, ProjectionDiscriminator]:
@@ -105,7 +112,7 @@ def export_all(checkpoint: Path, out: Path, calibration: list[dict[str, np.ndarr
     model, _ = load_networks(out / CHECKPOINT)
     export_generator(model, out / GENERATOR)
     export_embedder(model, out / EMBEDDER)
-    quantize_int8(out / GENERATOR, out / GENERATOR_INT8, calibration[: len(calibration) // 2])
+    quantize_int8(out / GENERATOR, out / GENERATOR_INT8, calibration[: len(calibration) // 2], FP32_NODES)
     check = parity(out / GENERATOR, out / GENERATOR_INT8, calibration[len(calibration) // 2 :])
     style = model.generator.style_size
     crop = [1, 3, CROP_SIZE, CROP_SIZE]

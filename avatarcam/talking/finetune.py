@@ -32,9 +32,9 @@ from avatarcam.models.talking_head import blend
 from avatarcam.runtime.onnx import quantize_int8
 from avatarcam.runtime.weights import checked_file
 from avatarcam.talking.crops import crop, draw_landmarks, face_box, to_tensor_layout
-from avatarcam.talking.export import export_generator, load_networks, parity
+from avatarcam.talking.export import FP32_NODES, export_generator, load_networks, parity
 from avatarcam.talking.losses import LossWeights, discriminator_step, generator_loss
-from avatarcam.talking.runtime import CHECKPOINT, GENERATOR, GENERATOR_INT8, portrait_dir
+from avatarcam.talking.runtime import CHECKPOINT, GENERATOR, GENERATOR_INT8, FineTuned, base_weights, portrait_dir
 from avatarcam.tracking.geometry import to_canonical
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Avatar, Motion
@@ -111,7 +111,7 @@ def finetune(
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    checkpoint, _ = checked_file(CHECKPOINT, weights)
+    checkpoint, entry = checked_file(CHECKPOINT, weights)
     model, disc = load_networks(checkpoint, identities=1)
     views = training_views(avatar, settings.views, rng)
     gen = model.generator
@@ -146,7 +146,8 @@ def finetune(
     gen.eval()
     with torch.no_grad():
         after = _round_trip_l1(gen, views, style)
-    return _save(avatar, model, style.detach().numpy(), views, settings, before, after, start)
+    final = portrait_dir(avatar.portrait_key, entry["sha256"])
+    return _save(final, avatar, model, style.detach().numpy(), views, settings, before, after, start)
 
 
 def _round_trip_l1(gen, views: dict[str, torch.Tensor], style: torch.Tensor) -> float:
@@ -156,8 +157,7 @@ def _round_trip_l1(gen, views: dict[str, torch.Tensor], style: torch.Tensor) -> 
     return float((out - views["target"]).abs().mean() / 2)
 
 
-def _save(avatar, model, style: np.ndarray, views, settings, before: float, after: float, start: float):
-    final = portrait_dir(avatar.portrait_key)
+def _save(final: Path, avatar, model, style: np.ndarray, views, settings, before: float, after: float, start: float):
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -180,7 +180,7 @@ def _write(tmp: Path, avatar, model, style: np.ndarray, views, settings, before:
         for k in range(n)
         for key, draw in (("back", drawing), ("moved", views["moved_drawings"][k].numpy()))
     ]
-    quantize_int8(tmp / GENERATOR, tmp / GENERATOR_INT8, feeds[::2])
+    quantize_int8(tmp / GENERATOR, tmp / GENERATOR_INT8, feeds[::2], FP32_NODES)
     check = parity(tmp / GENERATOR, tmp / GENERATOR_INT8, feeds[1::2])
     np.save(tmp / "style.npy", style)
     seconds = time.monotonic() - start
@@ -193,3 +193,11 @@ def _write(tmp: Path, avatar, model, style: np.ndarray, views, settings, before:
         "settings": asdict(settings),
     }
     (tmp / "done.json").write_text(json.dumps(info, indent=1))
+
+
+def ensure_finetuned(avatar: Avatar, settings: FineTuneSettings | None = None) -> bool:
+    """Fine-tunes on `avatar` unless a fine-tune of the current weights is cached; whether it trained."""
+    if FineTuned(portrait_dir(avatar.portrait_key, base_weights())).ready:
+        return False
+    finetune(avatar, settings, progress=False)
+    return True

@@ -8,11 +8,9 @@ again on the same folder, it resumes from the last checkpoint.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import distributed as dist
@@ -22,6 +20,7 @@ from tqdm import tqdm
 from avatarcam.models.talking_head import ProjectionDiscriminator, TalkingHead
 from avatarcam.talking.episodes import EpisodeSet
 from avatarcam.talking.losses import LossWeights, discriminator_step, generator_loss
+from avatarcam.training import device_for, distributed, save_atomic, write_grid
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -43,41 +42,6 @@ class TrainSettings:
     weights: LossWeights = field(default_factory=LossWeights)
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def _device(rank: int) -> torch.device:
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
-
-
-def _save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def to_image(t: torch.Tensor) -> np.ndarray:
-    """3×H×W in [-1, 1] → H×W×3 uint8."""
-    return ((t.detach().float().cpu().clamp(-1, 1).permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
-
-
-def write_grid(path: Path, columns: list[torch.Tensor], rows: int = 4) -> None:
-    """One row per sample, one column per tensor batch (warped, output, target, mask…)."""
-    tiles = []
-    for i in range(min(rows, columns[0].shape[0])):
-        tiles.append(np.concatenate([to_image(c[i].expand(3, -1, -1)) for c in columns], axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=0), cv2.COLOR_RGB2BGR))
-
-
 def export_weights(
     model: TalkingHead, disc: ProjectionDiscriminator, names: list[str], settings: TrainSettings
 ) -> dict:
@@ -95,8 +59,8 @@ def export_weights(
 def train(cache_dir: str | Path, out_dir: str | Path, settings: TrainSettings | None = None, progress: bool = True):
     """Meta-trains on the cache; returns the final mean losses of the last 50 steps (rank 0)."""
     settings = settings or TrainSettings()
-    rank, world = _distributed()
-    device = _device(rank)
+    rank, world = distributed()
+    device = device_for(rank)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     out = Path(out_dir)
@@ -151,7 +115,7 @@ def train(cache_dir: str | Path, out_dir: str | Path, settings: TrainSettings | 
         bar.update(1)
         bar.set_postfix({k: f"{np.mean([h[k] for h in history]):.3f}" for k in parts})
         if rank == 0 and (step % settings.checkpoint_every == 0 or step == settings.steps):
-            _save(
+            save_atomic(
                 {
                     "model": model.state_dict(),
                     "discriminator": disc.state_dict(),
@@ -170,7 +134,7 @@ def train(cache_dir: str | Path, out_dir: str | Path, settings: TrainSettings | 
             )
     bar.close()
     if rank == 0:
-        _save(export_weights(model, disc, data.names, settings), out / WEIGHTS)
+        save_atomic(export_weights(model, disc, data.names, settings), out / WEIGHTS)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

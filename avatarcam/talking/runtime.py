@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from avatarcam.runtime.onnx import open_session, session_inputs
+from avatarcam.runtime.paths import data_dir
 from avatarcam.runtime.weights import WeightsError, check_inputs, checked_file
 
 CHECKPOINT = "talking_head.pt"
@@ -21,20 +20,18 @@ EMBEDDER = "talking_head_embedder.onnx"
 
 
 def portrait_cache_root() -> Path:
-    """Per-portrait state lives in the user's data dir (XDG / LOCALAPPDATA / Library), keyed by image hash."""
-    if env := os.environ.get("AVATARCAM_DATA"):
-        return Path(env)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "avatarcam" / "portraits"
+    """Per-portrait fine-tunes, keyed by the meta-trained weights and the image's hash."""
+    return data_dir() / "portraits"
 
 
-def portrait_dir(key: str) -> Path:
-    return portrait_cache_root() / key
+def base_weights(folder: Path | None = None) -> str:
+    """Which meta-trained weights a fine-tune starts from (their sha256): fine-tunes of other weights are stale."""
+    return checked_file(CHECKPOINT, folder)[1]["sha256"]
+
+
+def portrait_dir(key: str, base: str) -> Path:
+    """A portrait's fine-tune of the meta-trained weights `base` (shipping new weights starts afresh)."""
+    return portrait_cache_root() / base[:12] / key
 
 
 @dataclass
@@ -65,6 +62,7 @@ class TalkingHeadNet:
             raise ValueError(f"unknown precision '{precision}' (known: int8, fp32)")
         self.precision = precision
         self.threads = threads
+        self.base = base_weights(folder)
         self.embedder = self._open(EMBEDDER, folder)
         self.meta_generator = self._open(GENERATOR_INT8 if precision == "int8" else GENERATOR, folder)
 

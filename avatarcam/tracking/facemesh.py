@@ -64,14 +64,17 @@ class FaceMeshDetector:
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # the first call logs its own warnings
         self.faces_found = 0  # faces in the last image (to tell the user when there are several)
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, None] | None:
+    def all_faces(self, image: np.ndarray) -> list[np.ndarray]:
+        """Every face found (up to max_faces), 478×3 pixel landmarks each."""
         h, w = image.shape[:2]
         result = self._mesh.process(np.ascontiguousarray(image))
         found = result.multi_face_landmarks or []
         self.faces_found = len(found)
-        if not found:
-            return None
-        return _largest([_to_pixels(f.landmark, w, h) for f in found]), None
+        return [_to_pixels(f.landmark, w, h) for f in found]
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, None] | None:
+        faces = self.all_faces(image)
+        return (_largest(faces), None) if faces else None
 
     def close(self) -> None:
         self._mesh.close()

@@ -1,0 +1,100 @@
+"""The `faceswap` animator: the driver's own face replaced by person B's, the DeepFakes way.
+
+Per frame: align the driver's face (its tracked landmarks) → encoder + decoder B (ONNX Runtime) → temporal
+smoothing in the aligned frame → colour transfer to the driver's skin → mask (the mesh hull ∩ the decoder's
+mask, eroded and feathered) → warp back and blend. The output is the driver frame's centre square at the
+animator size, like every animator's. With no face the frame passes through unswapped, or the last swap holds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from avatarcam.animators import register
+from avatarcam.avatar import square_crop
+from avatarcam.config import AnimatorConfig
+from avatarcam.faceswap.align import align_matrix, face_mask, transform_points
+from avatarcam.faceswap.blend import BLEND_MODES, COLOUR_MODES, paste_back, refine_mask, transfer_colour
+from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
+from avatarcam.runtime.onnx import open_session
+from avatarcam.types import Avatar, Motion
+
+log = logging.getLogger(__name__)
+NO_FACE_MODES = ("passthrough", "hold")
+EROSION_REFERENCE = 128  # swap_erode / swap_blur are pixels of a 128² crop
+
+
+class FaceSwapAnimator:
+    name = "faceswap"
+
+    def __init__(self, config: AnimatorConfig) -> None:
+        self.config = config
+        if config.swap_colour not in COLOUR_MODES:
+            raise ValueError(f"unknown swap_colour '{config.swap_colour}' (choose {', '.join(COLOUR_MODES)})")
+        if config.swap_blend not in BLEND_MODES:
+            raise ValueError(f"unknown swap_blend '{config.swap_blend}' (choose {', '.join(BLEND_MODES)})")
+        if config.swap_no_face not in NO_FACE_MODES:
+            raise ValueError(f"unknown swap_no_face '{config.swap_no_face}' (choose {', '.join(NO_FACE_MODES)})")
+        if not config.swap_model:
+            raise SwapModelError(
+                "the faceswap animator needs a model: --model NAME (train one with "
+                "`avatarcam train faceswap --a DIR --b DIR --name NAME`)"
+            )
+        folder = model_dir(config.swap_model)
+        path = folder / (SWAP_INT8 if config.precision == "int8" and (folder / SWAP_INT8).is_file() else SWAP)
+        if not path.is_file():
+            raise SwapModelError(
+                f"face swap model '{config.swap_model}' ({folder}) has no decoder B ({SWAP} missing): train it with "
+                f"`avatarcam train faceswap --name {config.swap_model} …` or `avatarcam export faceswap --model …`"
+            )
+        self.session = open_session(path, config.threads)
+        self.crop_size = int(self.session.get_inputs()[0].shape[2])
+        scale = self.crop_size / EROSION_REFERENCE
+        self._erode, self._blur = round(config.swap_erode * scale), round(config.swap_blur * scale)
+        self._previous: np.ndarray | None = None  # last swapped face (aligned, float), for smoothing
+        self._last: np.ndarray | None = None
+        self.swapped = 0  # frames swapped (vs passed through / held)
+
+    def prepare(self, avatar: Avatar) -> None:
+        """The face swap draws the driver, not a portrait: nothing to prepare per avatar."""
+        self._previous = None
+
+    def swap_frame(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """`image` (any size, RGB) with the face at `landmarks` replaced by B's."""
+        size = self.crop_size
+        matrix = align_matrix(landmarks, size)
+        crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        face_in = (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+        decoded, decoded_mask = self.session.run(None, {"face": face_in})
+        face = decoded[0].transpose(1, 2, 0)
+        smoothing = self.config.swap_smoothing
+        if self._previous is not None and smoothing > 0:
+            face = (1 - smoothing) * face + smoothing * self._previous
+        self._previous = face
+        face_u8 = (face * 255 + 0.5).clip(0, 255).astype(np.uint8)
+        hull = face_mask(transform_points(matrix, landmarks), size).astype(np.float32) / 255.0
+        face_u8 = transfer_colour(face_u8, crop, hull, self.config.swap_colour)
+        mask = refine_mask(np.minimum(hull, decoded_mask[0, 0]), self._erode, self._blur)
+        return paste_back(image, face_u8, mask, matrix, self.config.swap_blend)
+
+    def __call__(self, motion: Motion) -> np.ndarray:
+        if motion.driver is None:
+            raise RuntimeError("the faceswap animator needs the driver frame")
+        image = motion.driver.image
+        if motion.driver_face is None or not motion.tracked:
+            self._previous = None
+            if self.config.swap_no_face == "hold" and self._last is not None:
+                return self._last
+            return square_crop(image, self.config.size)
+        self._last = square_crop(self.swap_frame(image, motion.driver_face.landmarks), self.config.size)
+        self.swapped += 1
+        return self._last
+
+    def close(self) -> None:
+        self._previous = self._last = None
+
+
+register("faceswap")(FaceSwapAnimator)

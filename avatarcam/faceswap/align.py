@@ -1,0 +1,64 @@
+"""Aligned face crops for the face swap: a similarity transform that puts the skull's rigid landmarks where the
+canonical face has them, so every crop shows the face at the same place, size and roll."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from avatarcam.tracking import topology as T
+from avatarcam.tracking.geometry import canonical_face
+
+IOD_SHARE = 0.4  # inter-ocular distance as a share of the crop side: the whole face (brows to chin) fits
+FACE_CENTRE_Y = 0.41  # the canonical face's vertical centre, in inter-ocular units below the nose bridge
+
+
+def _targets(size: int) -> np.ndarray:
+    """Where the rigid landmarks belong in a size×size crop."""
+    canon = canonical_face()[T.RIGID, :2]
+    return (canon - np.array([0.0, FACE_CENTRE_Y])) * (IOD_SHARE * size) + size / 2
+
+
+def align_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """2×3 similarity (rotation, uniform scale, shift) mapping image pixels into the aligned size×size crop."""
+    src = landmarks[T.RIGID, :2].astype(np.float64)
+    dst = _targets(size)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    # Closed-form 2-D Procrustes: the best rotation+scale is a complex ratio.
+    num = (a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]).sum() + 1j * (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()
+    z = num / max((a**2).sum(), 1e-12)
+    rot = np.array([[z.real, -z.imag], [z.imag, z.real]])
+    return np.hstack([rot, (mu_d - rot @ mu_s)[:, None]])
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Applies a 2×3 affine to the x, y of N points (z scaled by the same factor)."""
+    out = points.astype(np.float64).copy()
+    out[:, :2] = points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    if points.shape[1] > 2:
+        out[:, 2] = points[:, 2] * np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    return out
+
+
+def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned crop and its matrix (image → crop)."""
+    matrix = align_matrix(landmarks, size)
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    return crop, matrix
+
+
+def face_mask(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 mask (255 inside) of the mesh's hull: the whole face, eyes and mouth included."""
+    mask = np.zeros((size, size), np.uint8)
+    hull = cv2.convexHull(np.round(crop_landmarks[:, :2]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255)
+    return mask
+
+
+def sharpness(crop: np.ndarray, mask: np.ndarray) -> float:
+    """Variance of the Laplacian inside the face: low for blurred frames."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    lap = cv2.Laplacian(grey, cv2.CV_64F)
+    inside = mask > 0
+    return float(lap[inside].var()) if inside.any() else 0.0

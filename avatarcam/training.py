@@ -1,0 +1,46 @@
+"""What every training command shares: torchrun/DDP set-up, the device, atomic checkpoints and sample grids."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import distributed as dist
+
+
+def distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def device_for(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def to_image(t: torch.Tensor) -> np.ndarray:
+    """3×H×W in [-1, 1] → H×W×3 uint8."""
+    return ((t.detach().float().cpu().clamp(-1, 1).permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+
+
+def write_grid(path: Path, columns: list[torch.Tensor], rows: int = 4) -> None:
+    """One row per sample, one column per tensor batch (warped, output, target, mask…)."""
+    tiles = []
+    for i in range(min(rows, columns[0].shape[0])):
+        tiles.append(np.concatenate([to_image(c[i].expand(3, -1, -1)) for c in columns], axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=0), cv2.COLOR_RGB2BGR))

@@ -1,0 +1,306 @@
+"""Face swap: extraction on real frames, the shared-encoder autoencoder (tiny trainings), ONNX export, and the
+live `faceswap` animator into the fake virtual camera.
+
+A is the bundled portrait talking (demo motion); B is the same footage with its colours turned (hue rotated,
+so B's look is unmistakable): a swap must carry A's motion and B's look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import FAKE_BACKEND, write_mp4
+
+from avatarcam.animators.faceswap import FaceSwapAnimator
+from avatarcam.avatar import square_crop
+from avatarcam.cli import main
+from avatarcam.config import AnimatorConfig, Config
+from avatarcam.faceswap.extract import ExtractSettings, extract
+from avatarcam.faceswap.faceset import MIN_FACES, FaceSet, FaceSetError
+from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError
+from avatarcam.faceswap.train import SwapTrainSettings, train_faceswap
+from avatarcam.io.sinks import VirtualCameraSink
+from avatarcam.models.faceswap import FaceSwapModel, SwapToB
+from avatarcam.pipeline import LivePipeline
+from avatarcam.stages import FrameStages
+from avatarcam.tracking import topology as T
+from avatarcam.types import Avatar, Frame
+
+SIZE = 64
+
+
+def hue_turned(image: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + 90) % 180
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, demo_frames: list[Frame]) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("swap-clips")
+    images = [f.image for f in demo_frames]
+    return {
+        "a": write_mp4(root / "a.mp4", images),
+        "b": write_mp4(root / "b.mp4", [hue_turned(i) for i in images]),
+    }
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory, clips: dict[str, Path]) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("swap-faces")
+    out = {}
+    for name, clip in clips.items():
+        out[name] = root / name
+        extract(clip, out[name], ExtractSettings(size=SIZE), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, faces: dict[str, Path]) -> Path:
+    """A tiny 64² swap, trained here (nothing of a real person is shipped), exported fp32 + int8."""
+    from avatarcam.faceswap.export import export_swap
+
+    folder = tmp_path_factory.mktemp("swap-model")
+    settings = SwapTrainSettings(size=SIZE, steps=150, batch=8, lr=5e-4, checkpoint_every=50, preview_every=50)
+    train_faceswap(faces["a"], faces["b"], folder, settings, progress=False)
+    export_swap(folder, FaceSet(faces["a"]))
+    return folder
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def test_extract_aligns_real_faces_and_writes_masks_and_landmarks(faces: dict[str, Path]) -> None:
+    report = json.loads((faces["a"] / "extract.json").read_text())
+    assert report["kept"] >= 36 and report["no_face"] == 0
+    crops = sorted((faces["a"] / "crops").glob("*.png"))
+    assert len(crops) == report["kept"] and cv2.imread(str(crops[0])).shape == (SIZE, SIZE, 3)
+    data = np.load(faces["a"] / "landmarks.npz")
+    assert data["landmarks"].shape == (len(crops), 478, 3)
+    # Aligned: the eyes sit at the same place in every crop while the head turns and nods.
+    eyes = data["landmarks"][:, [T.RIGHT_IRIS[0], T.LEFT_IRIS[0]], :2]
+    assert eyes.std(axis=0).max() < 0.04 * SIZE
+    mask = cv2.imread(str(faces["a"] / "masks" / crops[0].name), cv2.IMREAD_GRAYSCALE)
+    lips = np.round(data["landmarks"][0, T.OUTER_LIPS, :2]).astype(int).clip(0, SIZE - 1)
+    assert mask[lips[:, 1], lips[:, 0]].min() == 255 and 0.2 < (mask > 0).mean() < 0.8  # mouth kept, not all
+
+
+def test_extract_skips_faceless_blurred_and_other_people(tmp_path: Path, demo_frames: list[Frame]) -> None:
+    images = [f.image for f in demo_frames]
+    mixed = [
+        *images[:30],
+        *[np.full_like(images[0], 120) for _ in range(3)],  # no face
+        *[cv2.GaussianBlur(i, (0, 0), 2) for i in images[30:34]],  # blurred
+        *[hue_turned(i) for i in images[34:38]],  # someone else
+    ]
+    report = extract(write_mp4(tmp_path / "mixed.mp4", mixed), tmp_path / "out", ExtractSettings(size=SIZE), False)
+    assert report.frames == len(mixed) and report.no_face == 3
+    assert report.blurry == 4 and report.other_identity == 4 and report.kept == 30
+
+
+def test_a_source_without_faces_says_so(tmp_path: Path, capsys) -> None:
+    blank = write_mp4(tmp_path / "wall.mp4", [np.full((120, 160, 3), 80, np.uint8)] * 5)
+    assert main(["faceswap", "extract", str(blank), "--out", str(tmp_path / "f"), "--quiet"]) == 1
+    assert "0 faces kept of 5 frames (5 without a face" in capsys.readouterr().out
+    assert main(["faceswap", "extract", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "g")]) == 2
+
+
+# ---------------------------------------------------------------- training data checks
+
+
+def test_too_few_faces_says_how_many_are_needed(faces: dict[str, Path], tmp_path: Path) -> None:
+    few = tmp_path / "few"
+    for sub in ("crops", "masks"):
+        (few / sub).mkdir(parents=True)
+        for path in sorted((faces["a"] / sub).glob("*.png"))[:10]:
+            (few / sub / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(FaceSetError, match=f"has 10 faces; training needs at least {MIN_FACES}"):
+        FaceSet(few)
+
+
+def test_mismatched_crop_sizes_are_refused(faces: dict[str, Path], clips: dict[str, Path], tmp_path: Path) -> None:
+    extract(clips["b"], tmp_path / "b128", ExtractSettings(size=128), progress=False)
+    with pytest.raises(FaceSetError, match="extract both with the same --size"):
+        train_faceswap(faces["a"], tmp_path / "b128", tmp_path / "m", SwapTrainSettings(size=SIZE, steps=1), False)
+
+
+# ---------------------------------------------------------------- model and training
+
+
+def test_model_shapes_and_gradients_for_both_presets() -> None:
+    for size in (64, 128):
+        m = FaceSwapModel(size)
+        (img_a, mask_a), (img_b, mask_b) = m(torch.rand(2, 3, size, size), torch.rand(2, 3, size, size))
+        assert img_a.shape == img_b.shape == (2, 3, size, size) and mask_a.shape == (2, 1, size, size)
+        (img_a.mean() + img_b.mean() + mask_a.mean()).backward()
+        assert all(p.grad is not None for p in m.parameters())
+    with pytest.raises(ValueError, match="64, 128"):
+        FaceSwapModel(96)
+
+
+def test_training_lowers_the_loss_resumes_and_writes_previews(
+    model: Path, faces: dict[str, Path], tmp_path: Path
+) -> None:
+    state = torch.load(model / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 150
+    preview = cv2.imread(str(model / "previews" / "step_000050.png"))
+    assert preview.shape == (5 * SIZE, 4 * SIZE, 3)  # rows A, A→A, A→B, B, B→B
+    early = json.loads((model / "model.json").read_text())["losses"]
+    settings = SwapTrainSettings(size=SIZE, steps=160, batch=8, lr=5e-4)
+    shutil.copytree(model, tmp_path / "more")
+    late = train_faceswap(faces["a"], faces["b"], tmp_path / "more", settings, progress=False)  # resumes at 150
+    assert torch.load(tmp_path / "more" / "checkpoint.pt", weights_only=False)["step"] == 160
+    fresh = SwapTrainSettings(size=SIZE, steps=10, batch=8, lr=5e-4)
+    untrained = train_faceswap(faces["a"], faces["b"], tmp_path / "fresh", fresh, progress=False)
+    assert early["a"] < 0.7 * untrained["a"] and late["b"] < 0.7 * untrained["b"]
+
+
+def test_the_swap_wears_b_and_onnx_matches_torch(model: Path, faces: dict[str, Path]) -> None:
+    a, b = FaceSet(faces["a"]), FaceSet(faces["b"])
+    state = torch.load(model / "checkpoint.pt", weights_only=False)
+    net = FaceSwapModel(SIZE)
+    net.load_state_dict(state["model"])
+    face_a = torch.from_numpy(a.images[:8].transpose(0, 3, 1, 2).astype(np.float32) / 255)
+    inside = torch.from_numpy(a.masks[:8, None] > 0).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        swapped = SwapToB(net.eval())(face_a)[0]
+    mean_a = face_a[inside].view(-1).mean()
+    colour = [swapped[:, c][inside[:, c]].mean() for c in range(3)]
+    b_colour = [float(b.images[..., c][b.masks > 0].mean()) / 255 for c in range(3)]
+    a_colour = [float(a.images[..., c][a.masks > 0].mean()) / 255 for c in range(3)]
+    to_b = sum(abs(float(x) - y) for x, y in zip(colour, b_colour, strict=True))
+    to_a = sum(abs(float(x) - y) for x, y in zip(colour, a_colour, strict=True))
+    assert to_b < 0.5 * to_a, (colour, a_colour, b_colour, float(mean_a))
+    check = json.loads((model / "model.json").read_text())["export"]
+    assert check["fp32_max"] < 1e-4 and check["int8"]["mean"] < 0.01
+    session = ort.InferenceSession(str(model / SWAP_INT8), providers=["CPUExecutionProvider"])
+    int8 = session.run(None, {"face": face_a[:2].numpy()})[0]
+    assert np.abs(int8 - swapped[:2].numpy()).mean() < 0.01
+
+
+def test_training_runs_under_torchrun(faces: dict[str, Path], tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29617"]
+    cmd += ["-m", "avatarcam.cli", "train", "faceswap", "--a", str(faces["a"]), "--b", str(faces["b"])]
+    cmd += ["--name", str(tmp_path / "ddp"), "--size", "64", "--steps", "3", "--batch", "2", "--threads", "1"]
+    done = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=300, env=os.environ)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert (tmp_path / "ddp" / SWAP).is_file()
+
+
+# ---------------------------------------------------------------- live
+
+
+def _swap_config(model: Path, **changes) -> Config:
+    config = Config()
+    config.animator.name = "faceswap"
+    config.animator.size = 256
+    config.animator.swap_model = str(model)
+    for key, value in changes.items():
+        setattr(config.animator, key, value)
+    config.output.width, config.output.height, config.output.hud = 256, 256, False
+    return config
+
+
+class Frames:
+    """A camera-like source over a list of images (None: a frame with no face, shown as a grey wall)."""
+
+    name = "frames"
+    fps = 30.0
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        self.images, self.i, self.finished = images, 0, False
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        if self.i >= len(self.images):
+            self.finished = True
+            return None
+        self.i += 1
+        return Frame(self.images[self.i - 1], int(self.i * 33e6), self.i - 1)
+
+    def close(self) -> None:
+        pass
+
+
+def test_live_pipeline_swaps_into_the_virtual_camera(
+    model: Path, demo_frames: list[Frame], astronaut_face: Avatar, fake_virtualcam
+) -> None:
+    config = _swap_config(model, swap_colour="none")  # B's own colours, to see them arrive
+    stages = FrameStages(config, astronaut_face)
+    images = [f.image for f in demo_frames[:16]]
+    out = config.output
+    try:
+        with VirtualCameraSink(out.width, out.height, out.fps, backend=FAKE_BACKEND) as sink:
+            stats = LivePipeline(config, Frames(images), sink, stages).run(max_frames=16)
+    finally:
+        stages.close()
+    sent = fake_virtualcam.instances[0].frames
+    assert stats.frames == 16 and len(sent) == 16 and stages.errors == 0
+    assert stages.animator.swapped == 16
+    # The face changed (toward B's turned colours); the corners, far from the face, did not.
+    original = square_crop(images[-1], 256).astype(np.int16)
+    change = np.abs(sent[-1].astype(np.int16) - original).mean(axis=2)
+    assert change[96:160, 96:160].mean() > 15 and change[:24, :24].mean() < 2
+
+
+def test_no_face_passes_through_or_holds_as_configured(
+    model: Path, demo_frames: list[Frame], astronaut_face: Avatar
+) -> None:
+    wall = np.full_like(demo_frames[0].image, 90)
+    for mode in ("passthrough", "hold"):
+        config = _swap_config(model, swap_no_face=mode)
+        stages = FrameStages(config, astronaut_face)
+        try:
+            swapped = stages(demo_frames[0])
+            missing = stages(Frame(wall, demo_frames[1].timestamp_ns, 1))
+        finally:
+            stages.close()
+        if mode == "passthrough":
+            assert np.array_equal(missing, square_crop(wall, 256))
+        else:
+            assert np.array_equal(missing, swapped)
+
+
+def test_a_model_without_decoder_b_is_refused_clearly(model: Path, tmp_path: Path, talking_video: Path, capsys) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "checkpoint.pt").write_bytes((model / "checkpoint.pt").read_bytes())
+    with pytest.raises(SwapModelError, match="has no decoder B"):
+        FaceSwapAnimator(AnimatorConfig(name="faceswap", swap_model=str(broken)))
+    with pytest.raises(SwapModelError, match="needs a model"):
+        FaceSwapAnimator(AnimatorConfig(name="faceswap"))
+    argv = ["render", "--animator", "faceswap", "--model", str(broken), "--driver", str(talking_video)]
+    assert main([*argv, "--out", str(tmp_path / "o.mp4"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no decoder B" in err[0]
+
+
+def test_colour_transfer_and_paste_back(demo_frames: list[Frame]) -> None:
+    from avatarcam.faceswap.blend import histogram_match, paste_back, refine_mask, reinhard
+
+    frame = demo_frames[0].image
+    reference = frame[60:124, 120:184].copy()
+    face = hue_turned(reference)
+    inside = np.ones(reference.shape[:2], np.float32)
+    for transfer in (reinhard, histogram_match):
+        matched = transfer(face, reference, inside)
+        assert np.abs(matched.mean((0, 1)) - reference.mean((0, 1))).max() < 3
+    mask = refine_mask(np.pad(np.ones((32, 32), np.float32), 16), erode=4, blur=8)
+    assert mask[32, 32] > 0.99 and mask[0, 0] == 0 and 0 < mask[32, 14] < 1  # eroded, then feathered
+    matrix = np.array([[1.0, 0, -120], [0, 1.0, -60]])  # frame → the 64² crop at (120, 60)
+    for mode in ("feather", "poisson"):
+        out = paste_back(frame, face, mask, matrix, mode)
+        assert np.array_equal(out[:50], frame[:50]) and np.array_equal(out[:, :110], frame[:, :110])
+        assert np.abs(out[80:104, 140:164].astype(int) - frame[80:104, 140:164]).mean() > 2  # the face changed
+    feathered = paste_back(frame, face, mask, matrix, "feather")
+    assert np.abs(feathered[92, 152].astype(int) - face[32, 32]).max() <= 1  # fully the new face at the centre
