@@ -267,6 +267,14 @@ def cmd_export_faceswap(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_options(p: argparse.ArgumentParser, steps: int, batch_help: str) -> None:
+    """What every `train` command takes: total steps (a run resumes up to them), batch, threads, quiet."""
+    p.add_argument("--steps", type=int, default=steps, help=f"total steps (default {steps}; resumes up to them)")
+    p.add_argument("--batch", type=int, default=8, help=batch_help)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avatarcam", description="Real-time avatar virtual webcam.")
     parser.add_argument("--config", help="TOML settings file (see README)")
@@ -397,21 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     th = train_sub.add_parser("talking-head", help="meta-train the talking head (resumable; torchrun-ready)")
     th.add_argument("--cache", required=True, help="cache folder from `avatarcam train data`")
     th.add_argument("--out", required=True, help="run folder: checkpoint, sample grids, final weights")
-    th.add_argument("--steps", type=int, default=6000)
-    th.add_argument("--batch", type=int, default=8, help="episodes per step (per process)")
+    training_options(th, 12000, "episodes per step (per process)")
     th.add_argument("--shots", type=int, default=2, help="K: frames embedded per episode")
-    th.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
-    th.add_argument("--quiet", action="store_true", help="no progress bar")
     th.set_defaults(func=cmd_train_talking_head)
     fs = train_sub.add_parser("faceswap", help="shared encoder + decoders A and B (resumable; torchrun-ready)")
     fs.add_argument("--a", required=True, help="faces of A (the person in front of the camera)")
     fs.add_argument("--b", required=True, help="faces of B (the face A will wear)")
     fs.add_argument("--name", required=True, help="model name (or a folder path)")
     fs.add_argument("--size", type=int, default=128, choices=[64, 128], help="preset")
-    fs.add_argument("--steps", type=int, default=6000)
-    fs.add_argument("--batch", type=int, default=8, help="faces of each person per step (per process)")
-    fs.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
-    fs.add_argument("--quiet", action="store_true", help="no progress bar")
+    training_options(fs, 6000, "faces of each person per step (per process)")
     fs.set_defaults(func=cmd_train_faceswap)
     return parser
 

@@ -26,6 +26,18 @@ def device_for(rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def start_run(out_dir: str | Path, threads: int, seed: int) -> tuple[int, int, torch.device, Path]:
+    """Rank, world size, device and the (created) run folder, with torch's threads and seed set."""
+    rank, world = distributed()
+    device = device_for(rank)
+    if threads:
+        torch.set_num_threads(threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    return rank, world, device, out
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)

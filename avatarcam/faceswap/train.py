@@ -23,7 +23,7 @@ from tqdm import tqdm
 from avatarcam.faceswap.faceset import FaceSet, FaceSetError
 from avatarcam.faceswap.store import CHECKPOINT, INFO
 from avatarcam.models.faceswap import PRESETS, FaceSwapModel
-from avatarcam.training import device_for, distributed, save_atomic, write_grid
+from avatarcam.training import save_atomic, start_run, write_grid
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +89,7 @@ def train_faceswap(
         raise ValueError(f"unknown face swap preset {settings.size} (choose {' or '.join(map(str, PRESETS))})")
     a, b = FaceSet(a_dir), FaceSet(b_dir)
     _check_sets(a, b, settings.size)
-    rank, world = distributed()
-    device = device_for(rank)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(settings.seed)
+    rank, world, device, out = start_run(out_dir, settings.threads, settings.seed)
     model = FaceSwapModel(settings.size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
     step = 0

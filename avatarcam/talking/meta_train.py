@@ -20,7 +20,7 @@ from tqdm import tqdm
 from avatarcam.models.talking_head import ProjectionDiscriminator, TalkingHead
 from avatarcam.talking.episodes import EpisodeSet
 from avatarcam.talking.losses import LossWeights, discriminator_step, generator_loss
-from avatarcam.training import device_for, distributed, save_atomic, write_grid
+from avatarcam.training import save_atomic, start_run, write_grid
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -29,7 +29,7 @@ WEIGHTS = "talking_head.pt"
 
 @dataclass
 class TrainSettings:
-    steps: int = 6000
+    steps: int = 12000  # what the shipped weights had
     batch: int = 8
     shots: int = 2  # K: frames embedded per episode
     lr_g: float = 2e-4
@@ -59,14 +59,8 @@ def export_weights(
 def train(cache_dir: str | Path, out_dir: str | Path, settings: TrainSettings | None = None, progress: bool = True):
     """Meta-trains on the cache; returns the final mean losses of the last 50 steps (rank 0)."""
     settings = settings or TrainSettings()
-    rank, world = distributed()
-    device = device_for(rank)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     data = EpisodeSet(cache_dir)
-    torch.manual_seed(settings.seed)
+    rank, world, device, out = start_run(out_dir, settings.threads, settings.seed)
     model = TalkingHead(settings.width).to(device)
     disc = ProjectionDiscriminator(len(data), width=32).to(device)
     g_opt = torch.optim.Adam([*model.parameters(), disc.identity.weight], lr=settings.lr_g, betas=(0.5, 0.999))
