@@ -79,6 +79,8 @@ def bench_live(config: Config, seconds: float, driver: str | None) -> BenchRow:
 
 
 def run_bench(config: Config, sizes: list[int], frames: int, live_seconds: float, driver: str | None) -> list[BenchRow]:
+    # A background fine-tune would share the cores with the frames being timed; its result runs at the same speed.
+    config.animator.finetune = False
     if driver:
         iterator, _ = video_frames(driver, frames)
         driver_frames = list(iterator)

@@ -95,6 +95,15 @@ def test_extract_aligns_real_faces_and_writes_masks_and_landmarks(faces: dict[st
     assert mask[lips[:, 1], lips[:, 0]].min() == 255 and 0.2 < (mask > 0).mean() < 0.8  # mouth kept, not all
 
 
+def test_training_samples_weigh_eyes_and_mouth_inside_the_face(faces: dict[str, Path]) -> None:
+    batch = FaceSet(faces["a"]).batch(6, SIZE, np.random.default_rng(0))
+    assert batch["priority"].shape == batch["mask"].shape == (6, 1, SIZE, SIZE)
+    share = batch["priority"].mean(axis=(1, 2, 3))
+    assert (share > 0.02).all() and (share < 0.3).all()  # eyes and mouth: a small part of every crop
+    # They move with the augmentation: inside the (equally moved) face mask.
+    assert (batch["priority"] * (1 - batch["mask"])).sum() < 0.02 * batch["priority"].sum()
+
+
 def test_extract_skips_faceless_blurred_and_other_people(tmp_path: Path, demo_frames: list[Frame]) -> None:
     images = [f.image for f in demo_frames]
     mixed = [
@@ -304,3 +313,32 @@ def test_colour_transfer_and_paste_back(demo_frames: list[Frame]) -> None:
         assert np.abs(out[80:104, 140:164].astype(int) - frame[80:104, 140:164]).mean() > 2  # the face changed
     feathered = paste_back(frame, face, mask, matrix, "feather")
     assert np.abs(feathered[92, 152].astype(int) - face[32, 32]).max() <= 1  # fully the new face at the centre
+
+
+def test_reinhard_keeps_dark_eyes_and_mouth_neutral_across_skin_tones() -> None:
+    from avatarcam.faceswap.blend import reinhard
+
+    face = np.zeros((64, 64, 3), np.uint8)
+    face[:] = (120, 60, 40)  # saturated brown skin
+    face[20:28, 12:28] = face[20:28, 36:52] = face[44:50, 20:44] = (28, 28, 28)  # eyes and mouth: dark, grey
+    reference = np.full_like(face, (225, 190, 175))  # pale, little chroma
+    matched = reinhard(face, reference, np.ones((64, 64), np.float32)).astype(int)
+    lab = cv2.cvtColor(matched.astype(np.uint8), cv2.COLOR_RGB2LAB).astype(int)
+    assert np.abs(lab[22, 20, 1:] - 128).max() <= 3 and np.abs(lab[46, 30, 1:] - 128).max() <= 3  # not green
+    assert lab[5, 5, 0] > cv2.cvtColor(face, cv2.COLOR_RGB2LAB)[5, 5, 0] + 40  # the skin did lighten
+
+
+def test_swap_eval_scores_identity_motion_and_flicker(model: Path, clips: dict[str, Path], tmp_path: Path) -> None:
+    from avatarcam.eval.metrics import IdentityEmbedder
+    from avatarcam.faceswap.evaluate import evaluate_swap
+
+    if not IdentityEmbedder.available():
+        pytest.skip("needs the eval extra (dlib)")
+    result = evaluate_swap(_swap_config(model, swap_colour="none"), clips["a"], clips["b"], 10, 30, tmp_path)
+    assert result["frames"] == 30 and 0 <= result["id_miss"] <= 1
+    assert result["input_id_to_b"] < 0.6  # B is A with turned colours: dlib calls them the same person
+    assert result["corr_yaw"] > 0.8  # the swapped head turns with A's (a tiny model: too blurred for dlib)
+    assert 0 < result["flicker"] < 2 * result["flicker_input"]
+    assert json.loads((tmp_path / "faceswap.json").read_text()) == pytest.approx(result, nan_ok=True)
+    image = cv2.imread(str(tmp_path / "faceswap.png"))
+    assert image.shape[1] % 3 == 0 and image.shape[0] > image.shape[1]  # A, the swap, B; five rows

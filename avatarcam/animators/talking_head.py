@@ -72,7 +72,10 @@ class TalkingHeadAnimator:
         threading.Thread(target=self._await_finetune, args=(job, key), daemon=True).start()
 
     def _await_finetune(self, job: subprocess.Popen, key: str) -> None:
-        if job.wait() != 0:
+        code = job.wait()
+        if job is not self._job:  # superseded by another portrait's fine-tune, or stopped by close()
+            return
+        if code != 0:
             log.warning("background fine-tune failed (exit %d); staying on the meta-trained weights", job.returncode)
             return
         tuned = FineTuned(portrait_dir(key, self.net.base))
@@ -103,8 +106,9 @@ class TalkingHeadAnimator:
         return paste(warped, np.ascontiguousarray(change), box)
 
     def close(self) -> None:
-        if self._job is not None and self._job.poll() is None:
-            self._job.kill()
+        job, self._job = self._job, None
+        if job is not None and job.poll() is None:
+            job.kill()
         self.warp.close()
         self.avatar = None
 

@@ -208,7 +208,7 @@ def _jitter(lms: Landmarks) -> float:
     return _mean_or_nan(values)
 
 
-def _correlations(driver_lm: Landmarks, output_lm: Landmarks) -> dict[str, float]:
+def motion_correlations(driver_lm: Landmarks, output_lm: Landmarks) -> dict[str, float]:
     """Pearson r per signal; NaN where the driver does not move in it, 0 where the output does not follow."""
     driver_sig = [motion_signals(lm) if lm is not None else None for lm in driver_lm]
     output_sig = [motion_signals(lm) if lm is not None else None for lm in output_lm]
@@ -280,7 +280,7 @@ def score_clip(
         scores.update(_identity(outputs, references, identity))
     else:
         scores["ID"] = math.nan
-    scores.update(_correlations(driver_lm, output_lm))
+    scores.update(motion_correlations(driver_lm, output_lm))
     scores["miss"] = sum(lm is None for lm in output_lm) / len(outputs) if outputs else math.nan
     scores["JIT"] = _jitter(output_lm)
     scores["JIT_D"] = _jitter(driver_lm)

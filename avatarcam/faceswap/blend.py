@@ -10,15 +10,22 @@ BLEND_MODES = ("feather", "poisson")
 
 
 def reinhard(source: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """`source`'s LAB mean and spread inside `mask` moved to `reference`'s (Reinhard et al. 2001)."""
+    """Reinhard et al. (2001) colour transfer inside `mask`, in LAB: lightness takes the reference's mean and
+    spread; chroma is scaled about neutral grey so its mean matches (an additive chroma shift, the original's,
+    turns a dark-skinned face's dark eyes and mouth green when moving it to a pale one)."""
     inside = mask > 0.5
     if inside.sum() < 16:
         return source
     src = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
     ref = cv2.cvtColor(reference, cv2.COLOR_RGB2LAB).astype(np.float32)
-    mu_s, sd_s = src[inside].mean(0), src[inside].std(0) + 1e-3
-    mu_r, sd_r = ref[inside].mean(0), ref[inside].std(0) + 1e-3
-    out = (src - mu_s) * (sd_r / sd_s) + mu_r
+    s_in, r_in = src[inside], ref[inside]
+    out = src.copy()
+    gain = np.clip((r_in[:, 0].std() + 1e-3) / (s_in[:, 0].std() + 1e-3), 0.5, 2.0)
+    out[..., 0] = (src[..., 0] - s_in[:, 0].mean()) * gain + r_in[:, 0].mean()
+    for c in (1, 2):  # OpenCV's 8-bit a*, b* are centred on 128
+        s_mean, r_mean = s_in[:, c].mean() - 128, r_in[:, c].mean() - 128
+        scale = np.clip(r_mean / s_mean, 0.25, 4.0) if abs(s_mean) > 2 and s_mean * r_mean > 0 else 1.0
+        out[..., c] = (src[..., c] - 128) * scale + 128 + (0 if scale != 1.0 else r_mean - s_mean)
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 

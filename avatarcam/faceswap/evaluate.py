@@ -1,8 +1,8 @@
 """`avatarcam faceswap eval`: does a swap wear B's identity while following A's face, without flicker?
 
 On frames of A's clip that training did not see: the dlib face-embedding distance of each swapped frame to B
-(mean embedding of B's clip) and to A (the same input frame), the correlation of mouth opening (and eyes, yaw)
-between A's input and the swapped output (EVAL.md's signals), and frame-to-frame change inside the face (mean
+(mean embedding of B's clip) and to A (the same input frame), the correlation of mouth opening (and eyes, yaw,
+pitch) between A's input and the swapped output (EVAL.md's signals; NaN where A does not move in one), and frame-to-frame change inside the face (mean
 |frame t − frame t−1| over the input's face hull) for the output beside the input's own.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from avatarcam.avatar import load_avatar, square_crop
 from avatarcam.config import Config
-from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, motion_signals
+from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, motion_correlations
 from avatarcam.eval.sidebyside import save_image, side_by_side
 from avatarcam.io.sources import read_video
 from avatarcam.stages import FrameStages
@@ -58,12 +58,6 @@ def _hull(landmarks: np.ndarray | None) -> np.ndarray | None:
     return mask.astype(bool)
 
 
-def _correlation(a: list[float], b: list[float]) -> float:
-    if len(a) < 3 or np.std(a) < 1e-6 or np.std(b) < 1e-6:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def evaluate_swap(
     config: Config, driver: Path, b_clip: Path, start: int, frames: int, out_dir: Path | None = None
 ) -> dict[str, float]:
@@ -92,11 +86,6 @@ def evaluate_swap(
     in_lm = [landmarks(f) for f in inputs]
     out_lm = [landmarks(f) for f in outputs]
     landmarks.close()
-    pairs = [
-        (motion_signals(a), motion_signals(b))
-        for a, b in zip(in_lm, out_lm, strict=True)
-        if a is not None and b is not None
-    ]
     hulls = [_hull(lm) for lm in in_lm]
     input_to_b = [float(np.linalg.norm(e - b_mean)) for e in (identity(f) for f in inputs[::ID_EVERY]) if e is not None]
     result = {
@@ -106,10 +95,7 @@ def evaluate_swap(
         "input_id_to_b": float(np.mean(input_to_b)) if input_to_b else math.nan,
         "closer_to_b": closer / len(to_b) if to_b else math.nan,
         "id_miss": misses / max(1, len(range(0, len(outputs), ID_EVERY))),
-        **{
-            f"corr_{k}": _correlation([p[0][k] for p in pairs], [p[1][k] for p in pairs])
-            for k in ("mouth", "eyes", "yaw")
-        },
+        **motion_correlations(in_lm, out_lm),
         "flicker": _flicker(outputs, hulls),
         "flicker_input": _flicker(inputs, hulls),
     }

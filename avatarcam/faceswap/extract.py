@@ -78,9 +78,10 @@ def _media(source: Path) -> list[Path]:
     return [source]
 
 
-def _frames(path: Path, every: int):
-    """(image) for an image, or every n-th frame of a video; RGB uint8."""
+def _frames(path: Path, every: int, bar: tqdm):
+    """(image) for an image, or every n-th frame of a video; RGB uint8. Adds what it will read to the bar's total."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
+        bar.total = (bar.total or 0) + 1
         try:
             yield read_image(path)
         except AvatarError as exc:
@@ -91,6 +92,8 @@ def _frames(path: Path, every: int):
     except SourceError as exc:
         log.warning("skipped: %s", exc)
         return
+    bar.total = (bar.total or 0) + -(-video.frame_count // every)
+    bar.refresh()
     with video:
         while (frame := video.read()) is not None:
             yield frame.image
@@ -137,7 +140,7 @@ def extract(
     bar = tqdm(desc="extract", unit="frame", disable=not progress)
     try:
         for path in files:
-            for image in _frames(path, settings.every):
+            for image in _frames(path, settings.every, bar):
                 report.frames += 1
                 bar.update(1)
                 faces = detector.all_faces(image)

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatarcam.tracking import topology as T
+
 MIN_FACES = 32  # fewer faces than this cannot train a decoder; a few hundred varied ones train far better
 
 
@@ -40,19 +42,43 @@ class FaceSet:
         if len(sizes) != 1 or images[0].shape[0] != images[0].shape[1]:
             raise FaceSetError(f"{self.folder} mixes crop sizes {sorted(sizes)}: extract it again with one --size")
         self.images = np.stack(images)
-        self.masks = np.stack(masks)
         self.size = int(self.images.shape[1])
+        self.masks = np.stack(masks)
+        self.priority = np.stack(self._priority(crops))
         info = self.folder / "extract.json"
         self.sources = json.loads(info.read_text()).get("sources", []) if info.is_file() else []
+
+    def _priority(self, crops: list[Path]) -> list[np.ndarray]:
+        """Masks of the eyes and mouth (from the extracted landmarks), where the loss weighs more: they carry the
+        expression, and an autoencoder left alone blurs them first. Blank where a folder has no landmarks."""
+        blank = np.zeros((self.size, self.size), np.uint8)
+        path = self.folder / "landmarks.npz"
+        if not path.is_file():
+            return [blank] * len(crops)
+        data = np.load(path)
+        by_name = dict(zip((str(n) for n in data["names"]), data["landmarks"], strict=True))
+        grow = np.ones((self.size // 16 + 1,) * 2, np.uint8)
+        out = []
+        for crop in crops:
+            points = by_name.get(crop.stem)
+            if points is None:
+                out.append(blank)
+                continue
+            mask = blank.copy()
+            for part in (T.OUTER_LIPS, T.RIGHT_EYE, T.LEFT_EYE):
+                cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points[part, :2]).astype(np.int32)), 255)
+            out.append(cv2.dilate(mask, grow))
+        return out
 
     def __len__(self) -> int:
         return len(self.images)
 
     def batch(self, n: int, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """n training samples at size²: warped input, target and mask (N×C×S×S float32 in [0, 1])."""
+        """n training samples at size²: warped input, target, face mask and eyes+mouth mask (N×C×S×S float32 in
+        [0, 1])."""
         picks = rng.integers(len(self), size=n)
-        items = [augment(self.images[i], self.masks[i], size, rng) for i in picks]
-        return {k: np.stack([it[k] for it in items]) for k in ("input", "target", "mask")}
+        items = [augment(self.images[i], np.dstack([self.masks[i], self.priority[i]]), size, rng) for i in picks]
+        return {k: np.stack([it[k] for it in items]) for k in ("input", "target", "mask", "priority")}
 
 
 def _random_affine(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,20 +99,24 @@ def random_warp(image: np.ndarray, rng: np.random.Generator, strength: float = 0
     return cv2.remap(image, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def augment(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def augment(image: np.ndarray, masks: np.ndarray, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One sample from a crop and its masks (H×W×2: face, eyes+mouth), moved together."""
     side = image.shape[0]
     matrix = _random_affine(side, rng)
     target = cv2.warpAffine(image, matrix, (side, side), borderMode=cv2.BORDER_REFLECT)
-    mask = cv2.warpAffine(mask, matrix, (side, side))
+    masks = cv2.warpAffine(masks, matrix, (side, side))
     if rng.random() < 0.5:
-        target, mask = target[:, ::-1], mask[:, ::-1]
+        target, masks = target[:, ::-1], masks[:, ::-1]
     warped = random_warp(np.ascontiguousarray(target), rng)
     if side != size:
-        target, warped, mask = (
-            cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (target, warped, mask)
+        target, warped, masks = (
+            cv2.resize(np.ascontiguousarray(x), (size, size), interpolation=cv2.INTER_AREA)
+            for x in (target, warped, masks)
         )
+    masks = masks.transpose(2, 0, 1).astype(np.float32) / 255.0
     return {
         "input": np.ascontiguousarray(warped.transpose(2, 0, 1), dtype=np.float32) / 255.0,
         "target": np.ascontiguousarray(target.transpose(2, 0, 1), dtype=np.float32) / 255.0,
-        "mask": np.ascontiguousarray(mask[None], dtype=np.float32) / 255.0,
+        "mask": np.ascontiguousarray(masks[:1]),
+        "priority": np.ascontiguousarray(masks[1:]),
     }

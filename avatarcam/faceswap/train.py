@@ -1,7 +1,8 @@
 """`avatarcam train faceswap`: the shared encoder and decoders A and B, from two folders of extracted faces.
 
 Each step reconstructs randomly warped faces of A through decoder A and of B through decoder B: masked L1 +
-structural dissimilarity (DSSIM) inside the face, and the predicted mask against the extracted one. Runs as is
+structural dissimilarity (DSSIM) inside the face, L1 again over eyes and mouth, and the predicted mask against
+the extracted one. Runs as is
 under `torchrun` (DDP); rank 0 writes checkpoints every `checkpoint_every` steps (atomically) and preview grids
 (rows: A, A→A, A→B, then B, B→B); started again on the same folder it resumes. The end exports the live model.
 """
@@ -59,12 +60,17 @@ def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ssim.mean()
 
 
-def reconstruction_loss(image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, face: torch.Tensor):
-    """Masked L1 + DSSIM inside the face (a little weight outside keeps the edge stable) + mask L1."""
+def reconstruction_loss(
+    image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, face: torch.Tensor, priority: torch.Tensor
+) -> torch.Tensor:
+    """Masked L1 + DSSIM inside the face (a little weight outside keeps the edge stable), L1 once more over the
+    eyes and mouth (the expression: they must stay sharp enough to read) + mask L1."""
+    error = (image - target).abs()
     weight = 0.05 + face
-    l1 = ((image - target).abs() * weight).sum() / (weight.sum() * 3)
+    l1 = (error * weight).sum() / (weight.sum() * 3)
+    expression = (error * priority).sum() / (priority.sum() * 3 + 1e-6)
     dssim = (1 - _ssim(image * face, target * face)) / 2
-    return l1 * 10 + dssim * 5 + (mask - face).abs().mean()
+    return (l1 + expression) * 10 + dssim * 5 + (mask - face).abs().mean()
 
 
 def _check_sets(a: FaceSet, b: FaceSet, size: int) -> None:
@@ -110,8 +116,8 @@ def train_faceswap(
         batch_a = {k: torch.from_numpy(v).to(device) for k, v in a.batch(settings.batch, settings.size, rng).items()}
         batch_b = {k: torch.from_numpy(v).to(device) for k, v in b.batch(settings.batch, settings.size, rng).items()}
         (img_a, mask_a), (img_b, mask_b) = net(batch_a["input"], batch_b["input"])
-        loss_a = reconstruction_loss(img_a, mask_a, batch_a["target"], batch_a["mask"])
-        loss_b = reconstruction_loss(img_b, mask_b, batch_b["target"], batch_b["mask"])
+        loss_a = reconstruction_loss(img_a, mask_a, batch_a["target"], batch_a["mask"], batch_a["priority"])
+        loss_b = reconstruction_loss(img_b, mask_b, batch_b["target"], batch_b["mask"], batch_b["priority"])
         optimizer.zero_grad(set_to_none=True)
         (loss_a + loss_b).backward()
         optimizer.step()
