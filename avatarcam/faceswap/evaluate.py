@@ -1,9 +1,10 @@
 """`avatarcam faceswap eval`: does a swap wear B's identity while following A's face, without flicker?
 
 On frames of A's clip that training did not see: the dlib face-embedding distance of each swapped frame to B
-(mean embedding of B's clip) and to A (the same input frame), the correlation of mouth opening (and eyes, yaw,
-pitch) between A's input and the swapped output (EVAL.md's signals; NaN where A does not move in one), and frame-to-frame change inside the face (mean
-|frame t − frame t−1| over the input's face hull) for the output beside the input's own.
+(mean embedding of B's clip) and to A (the same input frame), the correlations of mouth opening, eyes, yaw and
+pitch between A's input and the swapped output (EVAL.md's signals; NaN where A does not move in one), and
+frame-to-frame change inside the face (mean |frame t − frame t−1| over the input's face hull) for the output
+beside the input's own.
 """
 
 from __future__ import annotations
