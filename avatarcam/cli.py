@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--b", required=True, help="faces of B (the face A will wear)")
     fs.add_argument("--name", required=True, help="model name (or a folder path)")
     fs.add_argument("--size", type=int, default=128, choices=[64, 128], help="preset")
-    training_options(fs, 6000, "faces of each person per step (per process)")
+    training_options(fs, 18000, "faces of each person per step (per process)")
     fs.set_defaults(func=cmd_train_faceswap)
     return parser
 
