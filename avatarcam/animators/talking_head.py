@@ -76,7 +76,7 @@ class TalkingHeadAnimator:
         if job is not self._job:  # superseded by another portrait's fine-tune, or stopped by close()
             return
         if code != 0:
-            log.warning("background fine-tune failed (exit %d); staying on the meta-trained weights", job.returncode)
+            log.warning("background fine-tune failed (exit %d); staying on the meta-trained weights", code)
             return
         tuned = FineTuned(portrait_dir(key, self.net.base))
         if tuned.ready:

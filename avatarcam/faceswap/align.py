@@ -49,7 +49,7 @@ def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[n
 
 
 def face_mask(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8 mask (255 inside) of the mesh's hull: the whole face, eyes and mouth included."""
+    """uint8 mask (255 inside) of the points' convex hull: for the whole mesh, the face with eyes and mouth."""
     mask = np.zeros((size, size), np.uint8)
     hull = cv2.convexHull(np.round(crop_landmarks[:, :2]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255)

@@ -24,8 +24,10 @@ def reinhard(source: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.
     out[..., 0] = (src[..., 0] - s_in[:, 0].mean()) * gain + r_in[:, 0].mean()
     for c in (1, 2):  # OpenCV's 8-bit a*, b* are centred on 128
         s_mean, r_mean = s_in[:, c].mean() - 128, r_in[:, c].mean() - 128
-        scale = np.clip(r_mean / s_mean, 0.25, 4.0) if abs(s_mean) > 2 and s_mean * r_mean > 0 else 1.0
-        out[..., c] = (src[..., c] - 128) * scale + 128 + (0 if scale != 1.0 else r_mean - s_mean)
+        if abs(s_mean) > 2 and s_mean * r_mean > 0:  # same side of grey: scale about it
+            out[..., c] = (src[..., c] - 128) * np.clip(r_mean / s_mean, 0.25, 4.0) + 128
+        else:  # (nearly) grey, or the other side of it: no scale reaches the mean, so shift
+            out[..., c] = src[..., c] + (r_mean - s_mean)
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 

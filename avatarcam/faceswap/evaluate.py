@@ -13,13 +13,13 @@ import json
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from avatarcam.avatar import load_avatar, square_crop
 from avatarcam.config import Config
 from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, motion_correlations
 from avatarcam.eval.sidebyside import save_image, side_by_side
+from avatarcam.faceswap.align import face_mask
 from avatarcam.io.sources import read_video
 from avatarcam.stages import FrameStages
 from avatarcam.types import Frame
@@ -51,14 +51,6 @@ def _flicker(frames: list[np.ndarray], hulls: list[np.ndarray | None]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def _hull(landmarks: np.ndarray | None) -> np.ndarray | None:
-    if landmarks is None:
-        return None
-    mask = np.zeros((SIZE, SIZE), np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32)), 1)
-    return mask.astype(bool)
-
-
 def evaluate_swap(
     config: Config, driver: Path, b_clip: Path, start: int, frames: int, out_dir: Path | None = None
 ) -> dict[str, float]:
@@ -87,7 +79,7 @@ def evaluate_swap(
     in_lm = [landmarks(f) for f in inputs]
     out_lm = [landmarks(f) for f in outputs]
     landmarks.close()
-    hulls = [_hull(lm) for lm in in_lm]
+    hulls = [face_mask(lm, SIZE) > 0 if lm is not None else None for lm in in_lm]
     input_to_b = [float(np.linalg.norm(e - b_mean)) for e in (identity(f) for f in inputs[::ID_EVERY]) if e is not None]
     result = {
         "frames": float(len(outputs)),

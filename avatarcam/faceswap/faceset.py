@@ -8,9 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatarcam.faceswap.align import face_mask
 from avatarcam.tracking import topology as T
 
 MIN_FACES = 32  # fewer faces than this cannot train a decoder; a few hundred varied ones train far better
+EXPRESSION_PARTS = (T.OUTER_LIPS, T.RIGHT_EYE, T.LEFT_EYE)  # weighed more in the loss
 
 
 class FaceSetError(ValueError):
@@ -64,9 +66,7 @@ class FaceSet:
             if points is None:
                 out.append(blank)
                 continue
-            mask = blank.copy()
-            for part in (T.OUTER_LIPS, T.RIGHT_EYE, T.LEFT_EYE):
-                cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points[part, :2]).astype(np.int32)), 255)
+            mask = np.maximum.reduce([face_mask(points[part], self.size) for part in EXPRESSION_PARTS])
             out.append(cv2.dilate(mask, grow))
         return out
 

@@ -2,9 +2,9 @@
 
 Each step reconstructs randomly warped faces of A through decoder A and of B through decoder B: masked L1 +
 structural dissimilarity (DSSIM) inside the face, L1 again over eyes and mouth, and the predicted mask against
-the extracted one. Runs as is
-under `torchrun` (DDP); rank 0 writes checkpoints every `checkpoint_every` steps (atomically) and preview grids
-(rows: A, A→A, A→B, then B, B→B); started again on the same folder it resumes. The end exports the live model.
+the extracted one. Runs as is under `torchrun` (DDP); rank 0 writes checkpoints every `checkpoint_every` steps
+(atomically) and preview grids (rows: A, A→A, A→B, then B, B→B); started again on the same folder it resumes.
+The end exports the live model.
 """
 
 from __future__ import annotations
