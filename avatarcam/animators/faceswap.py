@@ -1,9 +1,10 @@
 """The `faceswap` animator: the driver's own face replaced by person B's, the DeepFakes way.
 
 Per frame: align the driver's face (its tracked landmarks) → encoder + decoder B (ONNX Runtime) → temporal
-smoothing in the aligned frame → colour transfer to the driver's skin → mask (the mesh hull ∩ the decoder's
-mask, eroded and feathered) → warp back and blend. The output is the driver frame's centre square at the
-animator size, like every animator's. With no face the frame passes through unswapped, or the last swap holds.
+smoothing in the aligned frame → colour transfer to the driver's skin → the driver's own lips laid over (by
+default) → mask (the mesh hull ∩ the decoder's mask, eroded and feathered) → warp back and blend. The output is
+the driver frame's centre square at the animator size, like every animator's. With no face the frame passes
+through unswapped, or the last swap holds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from avatarcam.animators import register
 from avatarcam.avatar import square_crop
 from avatarcam.config import AnimatorConfig
 from avatarcam.faceswap.align import align_matrix, face_mask, transform_points
-from avatarcam.faceswap.blend import BLEND_MODES, COLOUR_MODES, paste_back, refine_mask, transfer_colour
+from avatarcam.faceswap.blend import (
+    BLEND_MODES,
+    COLOUR_MODES,
+    keep_driver_mouth,
+    paste_back,
+    refine_mask,
+    reinhard,
+    transfer_colour,
+)
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
 from avatarcam.runtime.onnx import open_session
 from avatarcam.types import Avatar, Motion
@@ -75,8 +84,13 @@ class FaceSwapAnimator:
             face = (1 - smoothing) * face + smoothing * self._previous
         self._previous = face
         face_u8 = (face * 255 + 0.5).clip(0, 255).astype(np.uint8)
-        hull = face_mask(transform_points(matrix, landmarks), size).astype(np.float32) / 255.0
+        crop_landmarks = transform_points(matrix, landmarks)
+        hull = face_mask(crop_landmarks, size).astype(np.float32) / 255.0
         face_u8 = transfer_colour(face_u8, crop, hull, self.config.swap_colour)
+        if self.config.swap_keep_mouth:
+            # A colour transfer already put the swap in the driver's colours; without one, the lips go to B's.
+            lips = crop if self.config.swap_colour != "none" else reinhard(crop, face_u8, hull)
+            face_u8 = keep_driver_mouth(face_u8, lips, crop_landmarks)
         mask = refine_mask(np.minimum(hull, decoded_mask[0, 0]), self._erode, self._blur)
         return paste_back(image, face_u8, mask, matrix, self.config.swap_blend)
 
