@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -30,6 +31,7 @@ from avatarcam.faceswap.faceset import MIN_FACES, FaceSet, FaceSetError
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError
 from avatarcam.faceswap.train import SwapTrainSettings, train_faceswap
 from avatarcam.io.sinks import VirtualCameraSink
+from avatarcam.io.sources import read_video
 from avatarcam.models.faceswap import FaceSwapModel, SwapToB
 from avatarcam.pipeline import LivePipeline
 from avatarcam.stages import FrameStages
@@ -122,6 +124,41 @@ def test_a_source_without_faces_says_so(tmp_path: Path, capsys) -> None:
     assert main(["faceswap", "extract", str(blank), "--out", str(tmp_path / "f"), "--quiet"]) == 1
     assert "0 faces kept of 5 frames (5 without a face" in capsys.readouterr().out
     assert main(["faceswap", "extract", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "g")]) == 2
+
+
+class FakeCamera:
+    """The camera seam of `faceswap record`: a real clip's frames at the camera's pace, looping."""
+
+    fps = 30.0
+
+    def __init__(self, clip: Path) -> None:
+        self.images = read_video(clip)[0]
+        self.i = 0
+
+    def read(self, timeout: float = 1.0) -> Frame:
+        time.sleep(1 / self.fps)
+        self.i += 1
+        return Frame(self.images[self.i % len(self.images)], time.monotonic_ns(), self.i)
+
+    def close(self) -> None:
+        pass
+
+
+def test_record_from_the_webcam_then_extract(clips: dict[str, Path], tmp_path: Path, monkeypatch, capsys) -> None:
+    import avatarcam.faceswap.record
+
+    monkeypatch.setattr(avatarcam.faceswap.record, "CameraSource", lambda index: FakeCamera(clips["a"]))
+    out = tmp_path / "me"
+    assert main(["faceswap", "record", "--seconds", "1.5", "--out", str(out), "--size", str(SIZE), "--quiet"]) == 0
+    assert len(read_video(out / "recording.mp4")[0]) >= 20  # ~45 frames at 30 fps
+    assert "recorded recording.mp4" in capsys.readouterr().out
+    assert json.loads((out / "extract.json").read_text())["kept"] >= 20
+
+
+def test_record_without_a_camera_says_so(tmp_path: Path, capsys) -> None:
+    assert main(["faceswap", "record", "--camera", "97", "--seconds", "1", "--out", str(tmp_path / "me")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open camera 97" in err[0]
 
 
 # ---------------------------------------------------------------- training data checks
@@ -260,6 +297,18 @@ def test_live_pipeline_swaps_into_the_virtual_camera(
     original = square_crop(images[-1], 256).astype(np.int16)
     change = np.abs(sent[-1].astype(np.int16) - original).mean(axis=2)
     assert change[96:160, 96:160].mean() > 15 and change[:24, :24].mean() < 2
+
+
+def test_render_swaps_every_driver_frame(model: Path, talking_video: Path, tmp_path: Path) -> None:
+    config = tmp_path / "swap.toml"
+    config.write_text('[animator]\nswap_colour = "none"\n')  # B's own colours, to see them arrive
+    out = tmp_path / "swapped.mp4"
+    argv = ["--config", str(config), "render", "--animator", "faceswap", "--model", str(model)]
+    assert main([*argv, "--driver", str(talking_video), "--out", str(out), "--size", "128", "--quiet"]) == 0
+    swapped, driver = read_video(out)[0], read_video(talking_video)[0]
+    assert len(swapped) == len(driver) and swapped[0].shape == (128, 128, 3)
+    change = np.abs(swapped[-1].astype(np.int16) - square_crop(driver[-1], 128)).mean(axis=2)
+    assert change[48:80, 48:80].mean() > 15 and change[:12, :12].mean() < 4  # the face, not the corners
 
 
 def test_no_face_passes_through_or_holds_as_configured(
