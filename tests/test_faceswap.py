@@ -364,38 +364,45 @@ def test_colour_transfer_and_paste_back(demo_frames: list[Frame]) -> None:
     assert np.abs(feathered[92, 152].astype(int) - face[32, 32]).max() <= 1  # fully the new face at the centre
 
 
-def test_the_driver_keeps_its_own_lips_over_the_swap(faces: dict[str, Path]) -> None:
-    from avatarcam.faceswap.blend import keep_driver_mouth, reinhard
+def test_the_driver_keeps_its_own_lips_and_eyes_over_the_swap(faces: dict[str, Path]) -> None:
+    from avatarcam.faceswap.blend import keep_driver_parts, reinhard
 
     crop = cv2.cvtColor(cv2.imread(str(sorted((faces["a"] / "crops").glob("*.png"))[0])), cv2.COLOR_BGR2RGB)
     landmarks = np.load(faces["a"] / "landmarks.npz")["landmarks"][0]
     swapped = hue_turned(crop)  # B's look
     driver = reinhard(crop, swapped, np.ones((SIZE, SIZE), np.float32))  # in the swap's colours
-    out = keep_driver_mouth(swapped, driver, landmarks).astype(int)
-    lips = np.zeros((SIZE, SIZE), np.uint8)
-    cv2.fillPoly(lips, [np.round(landmarks[T.OUTER_LIPS, :2]).astype(np.int32)], 1)
-    core = cv2.erode(lips, np.ones((3, 3), np.uint8)) > 0
-    far = cv2.dilate(lips, np.ones((15, 15), np.uint8)) == 0
-    assert core.sum() > 10 and far.sum() > 0.5 * SIZE * SIZE
-    # Inside the lips: the driver's own; away from them: the swap untouched.
+    contours = [T.OUTER_LIPS, T.RIGHT_EYE, T.LEFT_EYE]
+    out = keep_driver_parts(swapped, driver, landmarks, contours).astype(int)
+    parts = np.zeros((SIZE, SIZE), np.uint8)
+    for contour in contours:
+        cv2.fillPoly(parts, [np.round(landmarks[contour, :2]).astype(np.int32)], 1)
+    core = cv2.erode(parts, np.ones((3, 3), np.uint8)) > 0
+    far = cv2.dilate(parts, np.ones((15, 15), np.uint8)) == 0
+    assert core.sum() > 10 and far.sum() > 0.4 * SIZE * SIZE
+    # Inside the lips and eyes: the driver's own; away from them: the swap untouched.
     assert np.abs(out[core] - driver[core]).max() <= 2
     assert np.array_equal(out[far], swapped[far])
 
 
-def test_keep_mouth_changes_only_the_mouth_of_the_live_swap(
+def test_kept_lips_and_eyes_change_only_their_own_places_in_the_live_swap(
     model: Path, demo_frames: list[Frame], astronaut_face: Avatar
 ) -> None:
     outputs = {}
-    for keep in (True, False):
-        stages = FrameStages(_swap_config(model, swap_keep_mouth=keep), astronaut_face)
+    for keep in ((False, False), (True, False), (False, True)):
+        config = _swap_config(model, swap_keep_mouth=keep[0], swap_keep_eyes=keep[1])
+        stages = FrameStages(config, astronaut_face)
         try:
             outputs[keep] = [stages(frame) for frame in demo_frames[:8]][-1].astype(int)
         finally:
             stages.close()
-    changed = np.abs(outputs[True] - outputs[False]).max(axis=2) > 8
-    ys, xs = np.nonzero(changed)
-    assert 20 < changed.sum() < 0.03 * changed.size  # the lips only: a small patch…
-    assert np.ptp(xs) < 0.25 * changed.shape[1] and np.ptp(ys) < 0.15 * changed.shape[0]  # …in one place
+    places = {}
+    for keep, name in (((True, False), "mouth"), ((False, True), "eyes")):
+        changed = np.abs(outputs[keep] - outputs[(False, False)]).max(axis=2) > 8
+        ys, xs = np.nonzero(changed)
+        assert 20 < changed.sum() < 0.03 * changed.size  # small patches…
+        assert np.ptp(xs) < 0.3 * changed.shape[1] and np.ptp(ys) < 0.15 * changed.shape[0]  # …in one place
+        places[name] = ys.mean()
+    assert places["eyes"] < places["mouth"]  # the eyes above the mouth
 
 
 def test_reinhard_keeps_dark_eyes_and_mouth_neutral_across_skin_tones() -> None:

@@ -1,10 +1,10 @@
 """The `faceswap` animator: the driver's own face replaced by person B's, the DeepFakes way.
 
 Per frame: align the driver's face (its tracked landmarks) → encoder + decoder B (ONNX Runtime) → temporal
-smoothing in the aligned frame → colour transfer to the driver's skin → the driver's own lips laid over (by
-default) → mask (the mesh hull ∩ the decoder's mask, eroded and feathered) → warp back and blend. The output is
-the driver frame's centre square at the animator size, like every animator's. With no face the frame passes
-through unswapped, or the last swap holds.
+smoothing in the aligned frame → colour transfer to the driver's skin → the driver's own lips and eyes laid
+over (by default) → mask (the mesh hull ∩ the decoder's mask, eroded and feathered) → warp back and blend. The
+output is the driver frame's centre square at the animator size, like every animator's. With no face the frame
+passes through unswapped, or the last swap holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from avatarcam.faceswap.align import align_matrix, face_mask, transform_points
 from avatarcam.faceswap.blend import (
     BLEND_MODES,
     COLOUR_MODES,
-    keep_driver_mouth,
+    keep_driver_parts,
     paste_back,
     refine_mask,
     reinhard,
@@ -29,6 +29,7 @@ from avatarcam.faceswap.blend import (
 )
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
 from avatarcam.runtime.onnx import open_session
+from avatarcam.tracking import topology as T
 from avatarcam.types import Avatar, Motion
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class FaceSwapAnimator:
         self.crop_size = int(self.session.get_inputs()[0].shape[2])
         scale = self.crop_size / EROSION_REFERENCE
         self._erode, self._blur = round(config.swap_erode * scale), round(config.swap_blur * scale)
+        self._kept_parts: list[list[int]] = ([T.OUTER_LIPS] if config.swap_keep_mouth else []) + (
+            [T.RIGHT_EYE, T.LEFT_EYE] if config.swap_keep_eyes else []
+        )
         self._previous: np.ndarray | None = None  # last swapped face (aligned, float), for smoothing
         self._last: np.ndarray | None = None
         self.swapped = 0  # frames swapped (vs passed through / held)
@@ -87,10 +91,10 @@ class FaceSwapAnimator:
         crop_landmarks = transform_points(matrix, landmarks)
         hull = face_mask(crop_landmarks, size).astype(np.float32) / 255.0
         face_u8 = transfer_colour(face_u8, crop, hull, self.config.swap_colour)
-        if self.config.swap_keep_mouth:
-            # A colour transfer already put the swap in the driver's colours; without one, the lips go to B's.
-            lips = crop if self.config.swap_colour != "none" else reinhard(crop, face_u8, hull)
-            face_u8 = keep_driver_mouth(face_u8, lips, crop_landmarks)
+        if self._kept_parts:
+            # A colour transfer already put the swap in the driver's colours; without one, the parts go to B's.
+            driver = crop if self.config.swap_colour != "none" else reinhard(crop, face_u8, hull)
+            face_u8 = keep_driver_parts(face_u8, driver, crop_landmarks, self._kept_parts)
         mask = refine_mask(np.minimum(hull, decoded_mask[0, 0]), self._erode, self._blur)
         return paste_back(image, face_u8, mask, matrix, self.config.swap_blend)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from avatarcam.tracking import topology as T
-
 COLOUR_MODES = ("reinhard", "histogram", "none")
 BLEND_MODES = ("feather", "poisson")
 
@@ -59,17 +57,20 @@ def transfer_colour(face: np.ndarray, reference: np.ndarray, mask: np.ndarray, m
     raise ValueError(f"unknown colour transfer '{mode}' (choose {', '.join(COLOUR_MODES)})")
 
 
-def keep_driver_mouth(face: np.ndarray, driver: np.ndarray, crop_landmarks: np.ndarray) -> np.ndarray:
-    """`face` with the `driver`'s lips and mouth (already in `face`'s colours) laid over it: their outer contour,
-    grown 1 px and feathered 1.5 px at 128². An autoencoder blurs the lips first (a closed mouth no longer reads
-    as closed nor an open one as open); the driver's own lips follow every word exactly."""
+def keep_driver_parts(
+    face: np.ndarray, driver: np.ndarray, crop_landmarks: np.ndarray, contours: list[list[int]]
+) -> np.ndarray:
+    """`face` with the `driver`'s pixels (already in `face`'s colours) laid over it inside each landmark contour
+    (the lips, the eyes), grown 1 px and feathered 1.5 px at 128². An autoencoder blurs these first: its mouth no
+    longer reads as closed or open, its eyes neither blink nor look aside; the driver's own follow exactly."""
     size = face.shape[0]
     scale = size / 128
-    lips = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(lips, [np.round(crop_landmarks[T.OUTER_LIPS, :2]).astype(np.int32)], 255)
+    parts = np.zeros((size, size), np.uint8)
+    for contour in contours:
+        cv2.fillPoly(parts, [np.round(crop_landmarks[contour, :2]).astype(np.int32)], 255)
     grow = max(1, round(scale))
-    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    alpha = cv2.GaussianBlur(lips.astype(np.float32) / 255.0, (0, 0), 1.5 * scale)[..., None]
+    parts = cv2.dilate(parts, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    alpha = cv2.GaussianBlur(parts.astype(np.float32) / 255.0, (0, 0), 1.5 * scale)[..., None]
     return (face * (1 - alpha) + driver * alpha + 0.5).astype(np.uint8)
 
 
