@@ -71,7 +71,8 @@ class AnimatorConfig:
     # faceswap: the trained model (a name from `avatarcam train faceswap --name`, or its folder); colour transfer
     # reinhard | histogram | none; mask erosion and feather in pixels of the 128² crop; blend feather | poisson;
     # temporal smoothing of the swapped face (share of the previous frame); keep the driver's own lips, and eyes,
-    # over the swap (they then follow exactly: talking, blinks, gaze); with no face: passthrough | hold
+    # over the swap (they then follow exactly: talking, blinks, gaze); nod the swapped face with the driver's pitch
+    # (the decoder hardly draws it); with no face: passthrough | hold
     swap_model: str = ""
     swap_colour: str = "reinhard"
     swap_erode: int = 4
@@ -80,6 +81,7 @@ class AnimatorConfig:
     swap_smoothing: float = 0.35
     swap_keep_mouth: bool = True
     swap_keep_eyes: bool = True
+    swap_follow_pitch: bool = True
     swap_no_face: str = "passthrough"
 
 

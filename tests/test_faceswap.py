@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import FAKE_BACKEND, write_mp4
+from conftest import FAKE_BACKEND, TALKING_FPS, TALKING_SIZE, write_mp4
 
 from avatarcam.animators.faceswap import FaceSwapAnimator
 from avatarcam.avatar import square_crop
@@ -30,6 +30,7 @@ from avatarcam.faceswap.extract import ExtractSettings, extract
 from avatarcam.faceswap.faceset import MIN_FACES, FaceSet, FaceSetError
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError
 from avatarcam.faceswap.train import SwapTrainSettings, train_faceswap
+from avatarcam.io.demo import DemoSource
 from avatarcam.io.sinks import VirtualCameraSink
 from avatarcam.io.sources import read_video
 from avatarcam.models.faceswap import FaceSwapModel, SwapToB
@@ -403,6 +404,41 @@ def test_kept_lips_and_eyes_change_only_their_own_places_in_the_live_swap(
         assert np.ptp(xs) < 0.3 * changed.shape[1] and np.ptp(ys) < 0.15 * changed.shape[0]  # …in one place
         places[name] = ys.mean()
     assert places["eyes"] < places["mouth"]  # the eyes above the mouth
+
+
+def test_nod_turns_the_face_about_its_left_right_axis(faces: dict[str, Path]) -> None:
+    from avatarcam.faceswap.align import nod
+
+    landmarks = np.load(faces["a"] / "landmarks.npz")["landmarks"][0].astype(np.float64)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    coords = np.dstack([xs, ys])  # each pixel holds where it is: after the nod, where it came from
+    assert nod([coords], landmarks, 0.2)[0] is coords  # under half a degree: untouched
+    tip = np.round(landmarks[T.NOSE_TIP, :2]).astype(int)
+    moved = {}
+    for pitch in (12.0, -12.0):
+        came_from = nod([coords], landmarks, pitch)[0][tip[1], tip[0]]
+        moved[pitch] = came_from - tip
+    for shift in moved.values():
+        assert abs(shift[1]) > 1.0 and abs(shift[0]) < 0.5 * abs(shift[1])  # up or down, hardly sideways
+    assert np.sign(moved[12.0][1]) == -np.sign(moved[-12.0][1])  # and the other way for the other sign
+
+
+def test_the_swap_nods_with_the_driver(model: Path, astronaut_face: Avatar) -> None:
+    demo = DemoSource(astronaut_face, *TALKING_SIZE, fps=TALKING_FPS, realtime=False)
+    try:
+        frames = [demo.read() for _ in range(72)]  # the script nods from +7.6° down to −9° by frame 71
+    finally:
+        demo.close()
+    outputs = {}
+    for follow in (True, False):
+        stages = FrameStages(_swap_config(model, swap_follow_pitch=follow), astronaut_face)
+        try:
+            outputs[follow] = [stages(frame).astype(int) for frame in frames]
+        finally:
+            stages.close()
+    assert np.array_equal(outputs[True][0], outputs[False][0])  # no nod yet at the reference
+    change = np.abs(outputs[True][-1] - outputs[False][-1]).max(axis=2)
+    assert (change > 8).sum() > 200 and change[:24, :24].max() == 0  # the face moved, not the corners
 
 
 def test_reinhard_keeps_dark_eyes_and_mouth_neutral_across_skin_tones() -> None:

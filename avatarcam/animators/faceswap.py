@@ -1,10 +1,10 @@
 """The `faceswap` animator: the driver's own face replaced by person B's, the DeepFakes way.
 
 Per frame: align the driver's face (its tracked landmarks) → encoder + decoder B (ONNX Runtime) → temporal
-smoothing in the aligned frame → colour transfer to the driver's skin → the driver's own lips and eyes laid
-over (by default) → mask (the mesh hull ∩ the decoder's mask, eroded and feathered) → warp back and blend. The
-output is the driver frame's centre square at the animator size, like every animator's. With no face the frame
-passes through unswapped, or the last swap holds.
+smoothing in the aligned frame → the driver's nod added (the decoder hardly draws pitch) → colour transfer to
+the driver's skin → the driver's own lips and eyes laid over (by default) → mask (the mesh hull ∩ the decoder's
+mask, eroded and feathered) → warp back and blend. The output is the driver frame's centre square at the
+animator size, like every animator's. With no face the frame passes through unswapped, or the last swap holds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from avatarcam.animators import register
 from avatarcam.avatar import square_crop
 from avatarcam.config import AnimatorConfig
-from avatarcam.faceswap.align import align_matrix, face_mask, transform_points
+from avatarcam.faceswap.align import align_matrix, face_mask, nod, transform_points
 from avatarcam.faceswap.blend import (
     BLEND_MODES,
     COLOUR_MODES,
@@ -30,6 +30,7 @@ from avatarcam.faceswap.blend import (
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
 from avatarcam.runtime.onnx import open_session
 from avatarcam.tracking import topology as T
+from avatarcam.tracking.geometry import euler_degrees
 from avatarcam.types import Avatar, Motion
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,18 @@ class FaceSwapAnimator:
             [T.RIGHT_EYE, T.LEFT_EYE] if config.swap_keep_eyes else []
         )
         self._previous: np.ndarray | None = None  # last swapped face (aligned, float), for smoothing
+        self._neutral = np.eye(3)
         self._last: np.ndarray | None = None
         self.swapped = 0  # frames swapped (vs passed through / held)
 
     def prepare(self, avatar: Avatar) -> None:
-        """The face swap draws the driver, not a portrait: nothing to prepare per avatar."""
+        """The face swap draws the driver, not a portrait; the portrait's pose is only the one that the
+        retargeter turns by the driver's motion since its reference, from which the nod is read."""
         self._previous = None
+        self._neutral = avatar.face.rotation
 
-    def swap_frame(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """`image` (any size, RGB) with the face at `landmarks` replaced by B's."""
+    def swap_frame(self, image: np.ndarray, landmarks: np.ndarray, pitch_deg: float = 0.0) -> np.ndarray:
+        """`image` (any size, RGB) with the face at `landmarks` replaced by B's, nodded by `pitch_deg`."""
         size = self.crop_size
         matrix = align_matrix(landmarks, size)
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
@@ -89,13 +93,14 @@ class FaceSwapAnimator:
         self._previous = face
         face_u8 = (face * 255 + 0.5).clip(0, 255).astype(np.uint8)
         crop_landmarks = transform_points(matrix, landmarks)
+        face_u8, decoded_mask = nod([face_u8, decoded_mask[0, 0]], crop_landmarks, pitch_deg)
         hull = face_mask(crop_landmarks, size).astype(np.float32) / 255.0
         face_u8 = transfer_colour(face_u8, crop, hull, self.config.swap_colour)
         if self._kept_parts:
             # A colour transfer already put the swap in the driver's colours; without one, the parts go to B's.
             driver = crop if self.config.swap_colour != "none" else reinhard(crop, face_u8, hull)
             face_u8 = keep_driver_parts(face_u8, driver, crop_landmarks, self._kept_parts)
-        mask = refine_mask(np.minimum(hull, decoded_mask[0, 0]), self._erode, self._blur)
+        mask = refine_mask(np.minimum(hull, decoded_mask), self._erode, self._blur)
         return paste_back(image, face_u8, mask, matrix, self.config.swap_blend)
 
     def __call__(self, motion: Motion) -> np.ndarray:
@@ -107,7 +112,9 @@ class FaceSwapAnimator:
             if self.config.swap_no_face == "hold" and self._last is not None:
                 return self._last
             return square_crop(image, self.config.size)
-        self._last = square_crop(self.swap_frame(image, motion.driver_face.landmarks), self.config.size)
+        # The driver's nod since its reference (the retargeter's relative rotation, on the portrait's pose).
+        pitch = euler_degrees(motion.rotation @ self._neutral.T)[1] if self.config.swap_follow_pitch else 0.0
+        self._last = square_crop(self.swap_frame(image, motion.driver_face.landmarks, pitch), self.config.size)
         self.swapped += 1
         return self._last
 

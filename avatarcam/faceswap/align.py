@@ -3,11 +3,15 @@ canonical face has them, so every crop shows the face at the same place, size an
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
+from scipy.spatial import Delaunay
 
+from avatarcam.animators.mesh import backward_map, paint_index_map, triangle_affines
 from avatarcam.tracking import topology as T
-from avatarcam.tracking.geometry import canonical_face
+from avatarcam.tracking.geometry import canonical_face, rotation_from_euler
 
 IOD_SHARE = 0.4  # inter-ocular distance as a share of the crop side: the whole face (brows to chin) fits
 FACE_CENTRE_Y = 0.41  # the canonical face's vertical centre, in inter-ocular units below the nose bridge
@@ -54,6 +58,29 @@ def face_mask(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
     hull = cv2.convexHull(np.round(crop_landmarks[:, :2]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255)
     return mask
+
+
+@lru_cache(maxsize=1)
+def _whole_face_triangles() -> np.ndarray:
+    """Delaunay triangles over the canonical face's points: no holes, so eyes and mouth move with the rest."""
+    return Delaunay(canonical_face()[:, :2]).simplices.astype(np.int32)
+
+
+def nod(images: list[np.ndarray], crop_landmarks: np.ndarray, pitch_deg: float) -> list[np.ndarray]:
+    """`images` (aligned crops) with the face turned about its left-right axis by `pitch_deg`: a piecewise-affine
+    warp moving each landmark from where it was `pitch_deg` ago to where it is now. The similarity alignment
+    takes out roll, scale and shift but leaves pitch to the decoder, which draws B at nearly one pitch."""
+    if abs(pitch_deg) < 0.5:
+        return images
+    size = images[0].shape[0]
+    centre = crop_landmarks[T.RIGID].mean(axis=0)
+    before = ((crop_landmarks - centre) @ rotation_from_euler(0.0, -pitch_deg, 0.0).T + centre)[:, :2]
+    now = crop_landmarks[:, :2]
+    triangles = _whole_face_triangles()
+    affines, ok = triangle_affines(now, before, triangles)
+    index_map = paint_index_map((size, size), now, triangles, np.flatnonzero(ok))
+    map_x, map_y = backward_map(index_map, affines, 1.0)
+    return [cv2.remap(i, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for i in images]
 
 
 def sharpness(crop: np.ndarray, mask: np.ndarray) -> float:
