@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SwapTrainSettings:
     size: int = 128  # preset: 64 or 128
-    steps: int = 18000  # the mouth follows far better than at 12000 (README: mouth correlation 0.46 vs 0.19)
+    steps: int = 18000  # closer to B, and B's own mouth follows far better than at 12000 (README: 0.46 vs 0.19)
     batch: int = 8  # faces of each person per step
     lr: float = 1e-4
     checkpoint_every: int = 200
