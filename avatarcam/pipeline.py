@@ -162,7 +162,10 @@ class LivePipeline:
 
     def _hud_lines(self, status: str) -> list[str]:
         s = self.stats
-        mode = "passthrough" if self.passthrough else "frozen" if self.frozen else self.stages.animator.name
+        animator = self.stages.animator
+        mode = "passthrough" if self.passthrough else "frozen" if self.frozen else animator.name
+        if animator.status and not self.passthrough:
+            mode += f": {animator.status}"
         lines = [
             f"{s.fps:4.1f} fps  latency p50 {s.latency(50):.0f} ms  p95 {s.latency(95):.0f} ms",
             f"avatar: {self.stages.avatar.name}  [{mode}]  errors: {self.stages.errors}",

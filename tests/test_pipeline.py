@@ -188,7 +188,7 @@ class FlakyAnimator:
 
     def __init__(self, inner, fail_at: int) -> None:
         self.inner, self.fail_at, self.calls = inner, fail_at, 0
-        self.name = inner.name
+        self.name, self.status = inner.name, inner.status
 
     def prepare(self, avatar: Avatar) -> None:
         self.inner.prepare(avatar)
@@ -372,6 +372,18 @@ def test_next_avatar_without_a_folder_says_so(demo_frames: list[Frame], fake_vir
         pipeline = LivePipeline(config, ListSource([]), sink, stages_for(config))
         pipeline.handle("next_avatar")
     assert "no avatar folder" in pipeline.message
+
+
+def test_the_hud_says_what_the_animator_is_doing(fake_virtualcam, stages_for) -> None:
+    config = make_config(hud=True)
+    stages = stages_for(config)
+    with virtual_sink(config) as sink:
+        pipeline = LivePipeline(config, ListSource([]), sink, stages)
+        assert "[warp]" in pipeline._hud_lines("")[1]
+        stages.animator.status = "fine-tuning this portrait in the background"
+        assert "[warp: fine-tuning this portrait in the background]" in pipeline._hud_lines("")[1]
+        pipeline.handle("passthrough")
+        assert "[passthrough]" in pipeline._hud_lines("")[1]
 
 
 def test_hud_notices_expire(fake_virtualcam, stages_for, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ shipped weights in weights/ are what the live-path and parity tests use.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import pytest
 import torch
 from conftest import FAKE_BACKEND, write_mp4
 
+from avatarcam import animators
 from avatarcam.avatar import default_avatar_path, load_avatar
 from avatarcam.cli import main
 from avatarcam.config import Config
@@ -47,7 +49,7 @@ from avatarcam.talking.finetune import FineTuneSettings, finetune
 from avatarcam.talking.losses import multiscale_l1
 from avatarcam.talking.meta_train import CHECKPOINT, WEIGHTS, TrainSettings, train
 from avatarcam.talking.runtime import GENERATOR, GENERATOR_INT8, FineTuned, base_weights, portrait_dir
-from avatarcam.types import Avatar, Frame
+from avatarcam.types import Avatar, Frame, Motion
 
 REPO = Path(__file__).resolve().parents[1]
 S = 64  # crop size for the module tests (any multiple of 8 works)
@@ -432,14 +434,36 @@ def test_live_talking_head_switches_to_the_background_fine_tune(
     stages = FrameStages(config, avatar)
     source = DemoSource(avatar, 320, 240, realtime=False)
     try:
+        assert stages.animator.status == "fine-tuning this portrait in the background"
         deadline = time.monotonic() + 240
         while not stages.animator.finetuned and time.monotonic() < deadline:
             stages(source.read())
             time.sleep(0.2)
         assert stages.animator.finetuned, "the background fine-tune never switched in"
+        assert stages.animator.status == "fine-tuned"
         assert FineTuned(portrait_dir(avatar.portrait_key, base_weights())).ready
         stages(source.read())
         assert stages.errors == 0
     finally:
         source.close()
         stages.close()
+
+
+def test_a_failed_background_fine_tune_says_so_and_keeps_the_meta_weights(
+    shipped: Path, portraits_home: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "gone.png"
+    broken.write_text("not an image")  # the portrait file was replaced after loading: `avatar add` refuses it
+    avatar = dataclasses.replace(load_avatar(None, 256), source=str(broken))
+    config = _talking_head_config(finetune_on=True)
+    animator = animators.create(config.animator)
+    try:
+        animator.prepare(avatar)
+        deadline = time.monotonic() + 120
+        while not animator.status.startswith("fine-tune failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert animator.status == "fine-tune failed: meta-trained weights"
+        assert not animator.finetuned
+        assert animator(Motion(avatar.face.landmarks, avatar.face.rotation, {})).shape == (256, 256, 3)
+    finally:
+        animator.close()

@@ -13,6 +13,7 @@ from avatarcam.types import Avatar, Motion
 
 class Animator(Protocol):
     name: str
+    status: str  # a few words for the HUD on what the animator is doing ("" when there is nothing to say)
 
     def prepare(self, avatar: Avatar) -> None:
         """Per-avatar set-up (meshes, caches, model state); called once per avatar, and on a hotkey."""

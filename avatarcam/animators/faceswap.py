@@ -40,6 +40,7 @@ EROSION_REFERENCE = 128  # swap_erode / swap_blur are pixels of a 128² crop
 
 class FaceSwapAnimator:
     name = "faceswap"
+    status = ""
 
     def __init__(self, config: AnimatorConfig) -> None:
         self.config = config

@@ -41,6 +41,15 @@ class TalkingHeadAnimator:
         self._job: subprocess.Popen | None = None
         self.avatar: Avatar | None = None
         self.finetuned = False
+        self._finetune_failed = False
+
+    @property
+    def status(self) -> str:
+        if self.finetuned:
+            return "fine-tuned"
+        if self._job is not None and self._job.poll() is None:
+            return "fine-tuning this portrait in the background"
+        return "fine-tune failed: meta-trained weights" if self._finetune_failed else ""
 
     def prepare(self, avatar: Avatar) -> None:
         self.warp.prepare(avatar)
@@ -50,7 +59,7 @@ class TalkingHeadAnimator:
         frame = to_tensor_layout(crop(avatar.image, box))
         self._session = self.net.meta_generator
         self._style = self.net.style(frame, to_tensor_layout(draw_landmarks(face.landmarks, box)))
-        self.finetuned = False
+        self.finetuned = self._finetune_failed = False
         tuned = FineTuned(portrait_dir(avatar.portrait_key, self.net.base))
         if tuned.ready:
             self._session, self._style = self.net.open_finetuned(tuned), tuned.style()
@@ -77,6 +86,7 @@ class TalkingHeadAnimator:
             return
         if code != 0:
             log.warning("background fine-tune failed (exit %d); staying on the meta-trained weights", code)
+            self._finetune_failed = True
             return
         tuned = FineTuned(portrait_dir(key, self.net.base))
         if tuned.ready:

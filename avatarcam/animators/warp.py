@@ -110,6 +110,7 @@ def _polygon_area(points: np.ndarray) -> float:
 
 class WarpAnimator:
     name = "warp"
+    status = ""
 
     def __init__(self, config: AnimatorConfig) -> None:
         self.config = config
