@@ -35,6 +35,7 @@ HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its ce
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
 NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
 OUTER_RING_SCALE = 2.2  # outer ring: hair ends and shoulders
+HAIR_DEPTH = 0.3  # the rings lie this far behind the face's outline (canonical units: inter-ocular distances)
 OUTER_FOLLOW = 1.0  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
 HIDDEN_VISIBILITY = 0.3  # a face triangle seen at under this share of its frontal area is hidden in the portrait
 SEEN_VISIBILITY = 0.6  # ... and its mirror twin must be seen at least this well to lend its texture
@@ -168,7 +169,7 @@ class WarpAnimator:
         outer = centre + offsets * OUTER_RING_SCALE
         rings = np.concatenate([inner, outer])
         # The hair lies behind the face's outline: under a turn it moves like a point at that depth.
-        rings[:, 2] = np.concatenate([oval[:, 2], oval[:, 2]]) + 0.3
+        rings[:, 2] = np.concatenate([oval[:, 2], oval[:, 2]]) + HAIR_DEPTH
         self._ring_canon = rings
         # With a person mask the outer ring (hair ends) follows the head too, since the background comes from
         # the clean plate; without one it stays fixed so the background is not dragged along. Only its upper
