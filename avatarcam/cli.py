@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from avatarcam.avatar import list_avatars, load_avatar
     from avatarcam.hotkeys import Hotkeys
     from avatarcam.io.demo import default_demo
-    from avatarcam.io.sinks import open_sink
+    from avatarcam.io.sinks import open_monitor, open_sink
     from avatarcam.io.sources import open_source
     from avatarcam.pipeline import LivePipeline
     from avatarcam.stages import FrameStages
@@ -50,6 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.sink = args.sink or "file"
     elif args.sink:
         out.sink = args.sink
+    if args.no_monitor:
+        out.monitor = False
 
     paths = list_avatars(config.avatars_dir) if config.avatars_dir else []
     avatar = load_avatar(config.avatar or (paths[0] if paths else None), config.animator.size)
@@ -58,10 +60,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(said)
     sink, said = open_sink(out)
     print(said)
+    monitor, said = open_monitor(out, sink)
+    if said:
+        print(said)
     hotkeys = Hotkeys(config.hotkeys)
     print(hotkeys.start(config.hotkeys.global_keys and not args.no_global_hotkeys))
     stages = FrameStages(config, avatar)
-    pipeline = LivePipeline(config, source, sink, stages, paths, hotkeys)
+    pipeline = LivePipeline(config, source, sink, stages, paths, hotkeys, monitor)
     print("running: Ctrl+C (or the quit hotkey) to stop")
     try:
         stats = pipeline.run(max_seconds=args.seconds)
@@ -70,6 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         hotkeys.stop()
         source.close()
         sink.close()
+        if monitor is not None:
+            monitor.close()
         stages.close()
     print(
         f"sent {stats.frames} frames at {stats.fps:.1f} fps, latency p50 {stats.latency(50):.0f} ms "
@@ -299,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="record the output to this mp4")
     run.add_argument("--seconds", type=float, help="stop after this long")
     run.add_argument("--no-global-hotkeys", action="store_true", help="only the preview window's keys")
+    run.add_argument(
+        "--no-monitor", action="store_true", help="no preview window (with the HUD) beside the virtual camera or file"
+    )
     run.set_defaults(func=cmd_run)
 
     render = sub.add_parser("render", help="offline: animate a portrait with a driver video")

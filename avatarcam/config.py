@@ -37,7 +37,7 @@ class TrackerConfig:
     # One Euro filter (Casiraghi et al.): cutoff in Hz at rest, and how fast it opens with speed.
     # Tuned on real clips with `avatarcam eval`: the landmark jitter of the output stays at or below the
     # driver's own while landmark error stays under a pixel (a stronger filter trades one for the other).
-    pose_min_cutoff: float = 2.0
+    pose_min_cutoff: float = 3.0
     pose_beta: float = 50.0
     expression_min_cutoff: float = 4.0
     expression_beta: float = 2.0
@@ -93,7 +93,8 @@ class OutputConfig:
     fps: float = 30.0
     path: str = "avatarcam.mp4"  # for sink=file
     mirror: bool = False
-    hud: bool = True
+    hud: bool = True  # drawn in the preview or monitor window only, never in what the call sees
+    monitor: bool = True  # a preview window beside the virtual camera or recording (where a display exists)
 
 
 @dataclass

@@ -158,8 +158,8 @@ def check_display() -> Check:
         return Check(
             "preview display",
             False,
-            "DISPLAY and WAYLAND_DISPLAY are unset",
-            "run from a desktop session (or use the virtual camera / --sink file)",
+            "DISPLAY and WAYLAND_DISPLAY are unset: no preview or monitor window, so no HUD",
+            "run from a desktop session (the virtual camera and --sink file work without one)",
             optional=True,
         )
     return Check("preview display", True, f"OpenCV GUI: {gui}", optional=True)

@@ -19,7 +19,7 @@ import numpy as np
 from avatarcam.avatar import AvatarError, load_avatar, square_crop
 from avatarcam.config import Config
 from avatarcam.hotkeys import Hotkeys
-from avatarcam.io.sinks import Sink, draw_hud, letterbox, make_background
+from avatarcam.io.sinks import Sink, draw_camera_inset, draw_hud, letterbox, make_background
 from avatarcam.io.sources import Source
 from avatarcam.stages import FrameStages
 from avatarcam.types import Avatar, Frame, now_ns
@@ -54,9 +54,12 @@ class LivePipeline:
         stages: FrameStages,
         avatar_paths: list[Path] | None = None,
         hotkeys: Hotkeys | None = None,
+        monitor: Sink | None = None,
     ) -> None:
+        """`monitor`: a window only the user sees beside a `sink` the call sees; the HUD goes there."""
         self.config = config
         self.source, self.sink, self.stages, self.hotkeys = source, sink, stages, hotkeys
+        self._windows = [w for w in (sink, monitor) if w is not None]
         self.avatar_paths = avatar_paths or []
         self._avatar_index = 0
         self.stats = LiveStats()
@@ -128,11 +131,12 @@ class LivePipeline:
     def step(self) -> bool:
         """One frame (or one wait for a frame); False when the loop should end."""
         if self.hotkeys:
-            self.hotkeys.feed_preview_key(self.sink.poll_key())
+            for window in self._windows:
+                self.hotkeys.feed_preview_key(window.poll_key())
             for action in self.hotkeys.poll():
                 self.handle(action)
         self._finish_switch()
-        if not self._running or self.sink.closed:
+        if not self._running or any(window.closed for window in self._windows):
             return False
         frame = self.source.read(timeout=0.5)
         if frame is None:
@@ -151,14 +155,31 @@ class LivePipeline:
         self._last_square = self.stages(frame)
         return self._last_square
 
-    def _compose(self, square: np.ndarray, status: str = "") -> np.ndarray:
+    def _compose(self, square: np.ndarray) -> np.ndarray:
         out = self.config.output
         image = letterbox(square, out.width, out.height, self._background)
         if self.mirror:
             image = np.ascontiguousarray(image[:, ::-1])
-        if self.hud:
-            image = draw_hud(image, self._hud_lines(status))
         return image
+
+    def _show(self, image: np.ndarray, status: str = "", camera: Frame | None = None) -> None:
+        """The frame to the sink; the HUD (text, and the camera with the tracked face) only where just the user
+        sees it: the preview or monitor window."""
+        with_hud = None
+        for window in self._windows:
+            if window.private and self.hud:
+                if with_hud is None:
+                    with_hud = self._with_hud(image, status, camera)
+                window.send(with_hud)
+            else:
+                window.send(image)
+
+    def _with_hud(self, image: np.ndarray, status: str, camera: Frame | None) -> np.ndarray:
+        out = draw_hud(image, self._hud_lines(status))
+        if camera is not None and not self.passthrough:
+            face = None if self.frozen else self.stages.last_face
+            draw_camera_inset(out, camera.image, None if face is None else face.landmarks)
+        return out
 
     def _hud_lines(self, status: str) -> list[str]:
         s = self.stats
@@ -178,8 +199,7 @@ class LivePipeline:
         return lines
 
     def _send(self, square: np.ndarray, frame: Frame) -> None:
-        image = self._compose(square)
-        self.sink.send(image)
+        self._show(self._compose(square), camera=frame)
         self.stats.frames += 1
         self.stats.send_times.append(time.monotonic())
         self.stats.latencies_ms.append((now_ns() - frame.timestamp_ns) / 1e6)
@@ -187,7 +207,7 @@ class LivePipeline:
     def _resend_last(self, status: str) -> None:
         """Keeps the virtual camera alive with the last output while the camera is away."""
         self.stats.repeats += 1
-        self.sink.send(self._compose(self._last_square, status))
+        self._show(self._compose(self._last_square), status)
 
     def run(self, max_frames: int | None = None, max_seconds: float | None = None) -> LiveStats:
         start = time.monotonic()

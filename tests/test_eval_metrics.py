@@ -20,6 +20,7 @@ from avatarcam.eval.metrics import (
     motion_signals,
     score_clip,
 )
+from avatarcam.eval.runner import TURNED_SOURCE_DEGREES, EvalReport, aggregate_methods
 from avatarcam.eval.sidebyside import save_image, side_by_side
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -198,3 +199,17 @@ def test_identity_without_dlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(IdentityEmbedder, "available", staticmethod(lambda: False))
     with pytest.raises(RuntimeError, match=r"avatarcam\[eval\]"):
         IdentityEmbedder()
+
+
+def test_turned_sources_are_also_scored_apart() -> None:
+    scores = {"warp": [{"AKD": 1.0}, {"AKD": 9.0}, {"AKD": 2.0}], "static": [{"AKD": 8.0}, {"AKD": 12.0}, {"AKD": 9.0}]}
+    kept = aggregate_methods(scores, [True, False, True])
+    assert kept["warp"]["AKD"] == 1.5 and kept["warp"]["n_clips"] == 2 and kept["static"]["AKD"] == 8.5
+    assert aggregate_methods(scores, [False, False, False]) == {}
+    report = EvalReport(
+        self_rows={"warp": aggregate(scores["warp"])}, turned=["b.mp4"], frontal_self_rows={"warp": kept["warp"]}
+    )
+    text = report.markdown()
+    assert f"Without the 1 clips whose first frame is turned past {TURNED_SOURCE_DEGREES:.0f}° (b.mp4)" in text
+    assert text.count("| warp |") == 2 and "| warp | 4.000 |" in text and "| warp | 1.500 |" in text
+    assert "turned past" not in EvalReport(self_rows={"warp": aggregate(scores["warp"])}).markdown()

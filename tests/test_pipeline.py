@@ -62,7 +62,7 @@ class KeyedSink:
 
     def __init__(self, sink, keys: dict[int, str], close_at: int | None = None) -> None:
         self.sink, self.keys, self.polls, self.close_at = sink, keys, 0, close_at
-        self.name = sink.name
+        self.name, self.private = sink.name, sink.private
 
     @property
     def closed(self) -> bool:
@@ -171,16 +171,65 @@ def test_camera_lost_resends_the_last_frame_and_keeps_going(
     assert diff(sent[8], sent[4]) > 0.0  # then live again
 
 
-def test_camera_lost_is_shown_in_the_hud(demo_frames: list[Frame], fake_virtualcam, stages_for) -> None:
+class MonitorWindow:
+    """A preview window only the user sees, beside the virtual camera: keeps what it shows, 'presses' `keys`
+    before the given poll, and is closed by the user after `close_after` frames."""
+
+    name, private = "monitor", True
+
+    def __init__(self, keys: dict[int, str] | None = None, close_after: int | None = None) -> None:
+        self.frames: list[np.ndarray] = []
+        self.keys, self.polls, self.close_after = keys or {}, 0, close_after
+
+    @property
+    def closed(self) -> bool:
+        return self.close_after is not None and len(self.frames) >= self.close_after
+
+    def send(self, image: np.ndarray) -> None:
+        self.frames.append(image.copy())
+
+    def poll_key(self) -> str | None:
+        self.polls += 1
+        return self.keys.get(self.polls - 1)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_hud_shows_in_the_monitor_and_never_in_the_call(
+    demo_frames: list[Frame], fake_virtualcam, stages_for
+) -> None:
     config = make_config(hud=True)
     source = ListSource([demo_frames[0].image, None])
-    stages = stages_for(config)
+    monitor = MonitorWindow()
     with virtual_sink(config) as sink:
-        LivePipeline(config, source, sink, stages).run()
+        LivePipeline(config, source, sink, stages_for(config), monitor=monitor).run()
     first, lost = fake_virtualcam.instances[0].frames
-    top_left, rest = (slice(0, 60), slice(0, 200)), (slice(100, None), slice(None))
-    assert diff(first[top_left], lost[top_left]) > 0.5  # a status line was added
-    np.testing.assert_array_equal(first[rest], lost[rest])
+    np.testing.assert_array_equal(first, lost)  # the call sees the last output again, with no text on it
+    shown, shown_lost = monitor.frames
+    top_left, bottom_right = (slice(0, 60), slice(0, 200)), (slice(-40, None), slice(-40, None))
+    middle = (slice(100, 200), slice(None, 150))
+    assert diff(shown[top_left], first[top_left]) > 0.5  # the HUD, in the monitor only
+    assert diff(shown[bottom_right], first[bottom_right]) > 0.5  # and the camera with the tracked face
+    np.testing.assert_array_equal(shown[middle], first[middle])  # over the very frame the call sees
+    assert diff(shown[top_left], shown_lost[top_left]) > 0.5  # "camera lost" is added there
+
+
+def test_the_monitor_takes_keys_and_closing_it_ends_the_session(
+    demo_frames: list[Frame], fake_virtualcam, stages_for
+) -> None:
+    config = make_config(hud=True)
+    source = ListSource(f.image for f in demo_frames[:10])
+    monitor = MonitorWindow(keys={2: "h"}, close_after=6)  # HUD off from the third frame; closed after six
+    with virtual_sink(config) as sink:
+        stats = LivePipeline(
+            config, source, sink, stages_for(config), hotkeys=Hotkeys(HotkeyConfig()), monitor=monitor
+        ).run()
+    sent = fake_virtualcam.instances[0].frames
+    assert stats.frames == 6 and len(sent) == 6 and len(monitor.frames) == 6
+    assert diff(monitor.frames[0], sent[0]) > 0.0  # with the HUD
+    for shown, called in zip(monitor.frames[2:], sent[2:], strict=True):
+        np.testing.assert_array_equal(shown, called)  # HUD off: the monitor shows exactly what the call sees
 
 
 class FlakyAnimator:

@@ -233,10 +233,55 @@ def test_closed_mouth_avatar_takes_the_drivers_most_closed_mouth_as_reference(as
     assert mouth_gap(reopened) > mouth_gap(closed.landmarks) + 5.0  # the mouth opens again, by real pixels
 
 
-def test_open_mouth_avatar_keeps_its_reference(astronaut_face: Avatar) -> None:
-    """The astronaut shows her teeth: her mouth counts as open, so the given reference stays (exact self-transfer)."""
+def test_a_reference_mouth_like_the_avatars_is_kept(astronaut_face: Avatar) -> None:
+    """The same face as reference (self-transfer): its mouth is as open as the avatar's, so it stays, exactly."""
     retargeter = make_retargeter(astronaut_face)
     retargeter(astronaut_face.face, at(0.0))
     narrower = open_mouth(astronaut_face.face, -0.02)
     motion = retargeter(narrower, at(0.1))
     assert max_error(motion.landmarks, narrower.landmarks) < TINY
+
+
+def test_open_mouth_avatar_follows_a_driver_who_was_talking_at_the_reference(astronaut_face: Avatar) -> None:
+    """The astronaut smiles with her teeth showing; the driver's reference was taken mid-word, far more open. When
+    the driver closes, that becomes the mouth's reference, so opening again opens her mouth wider than at rest
+    (against the first reference every word opening less than it would close her mouth instead)."""
+    face = astronaut_face.face
+    retargeter = make_retargeter(astronaut_face)
+    retargeter(open_mouth(face, 0.25), at(0.0))  # the reference: mid-word
+    retargeter(face, at(0.1))  # the driver at the avatar's own opening: the new reference
+    opened = retargeter(open_mouth(face, 0.1), at(0.2)).landmarks
+    assert mouth_gap(opened) > mouth_gap(face.landmarks) + 3.0  # 0.1 iod wider (against the first: shut)
+
+
+def test_a_reference_taken_mid_blink_gives_way_to_the_open_eyes(astronaut_face: Avatar) -> None:
+    """Against a half-closed reference every open eye would be opened twice as wide: the avatar would stare."""
+    face = astronaut_face.face
+    retargeter = make_retargeter(astronaut_face)
+    retargeter(close_eyes(face, 0.5), at(0.0))  # the reference: mid-blink
+    retargeter(face, at(0.1))  # eyes open: the new reference
+    motion = retargeter(face, at(0.2))
+    assert np.allclose(eye_gaps(motion.landmarks, face), eye_gaps(face.landmarks, face), rtol=0.02)
+    blink = retargeter(close_eyes(face, 1.0), at(0.3))  # and a blink still closes them
+    assert (eye_gaps(blink.landmarks, face) < 0.1 * eye_gaps(face.landmarks, face)).all()
+
+
+def test_a_half_closed_avatar_driven_by_its_own_face_stays_exact(astronaut_face: Avatar) -> None:
+    """The same face half-closed as avatar and as reference (self-transfer): opening the eyes opens them, exactly."""
+    squinting = close_eyes(astronaut_face.face, 0.5)
+    avatar = Avatar(name="squint", image=astronaut_face.image, face=squinting, key="squint")
+    retargeter = make_retargeter(avatar)
+    retargeter(squinting, at(0.0))
+    motion = retargeter(astronaut_face.face, at(0.1))
+    assert max_error(motion.landmarks, astronaut_face.face.landmarks) < 0.05
+
+
+def test_eyes_opened_wide_later_are_an_expression_not_a_new_reference(astronaut_face: Avatar) -> None:
+    """Only in the second after the reference can an opening eye mean the reference was a blink: a driver whose
+    eyes are narrower than the avatar's and who opens them wide later is surprised, and so is the avatar."""
+    wide = close_eyes(astronaut_face.face, -0.5)
+    avatar = Avatar(name="wide", image=astronaut_face.image, face=wide, key="wide")
+    retargeter = make_retargeter(avatar)
+    retargeter(astronaut_face.face, at(0.0))
+    surprised = retargeter(wide, at(2.0))
+    assert (eye_gaps(surprised.landmarks, wide) > 1.2 * eye_gaps(wide.landmarks, wide)).all()

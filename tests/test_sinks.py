@@ -14,9 +14,11 @@ from avatarcam.io.sinks import (
     RecorderSink,
     SinkError,
     VirtualCameraSink,
+    draw_camera_inset,
     draw_hud,
     letterbox,
     make_background,
+    open_monitor,
     open_sink,
     virtual_camera_hint,
 )
@@ -96,6 +98,23 @@ def test_open_sink_auto_falls_back_to_file_with_fix_hint(monkeypatch, no_display
     assert len(frames) == 1
 
 
+def test_only_preview_windows_are_private():
+    assert PreviewSink.private and not VirtualCameraSink.private and not RecorderSink.private
+    assert not NullSink().private
+
+
+def test_a_monitor_opens_only_beside_what_the_call_sees(no_display):
+    sink = NullSink()
+    monitor, message = open_monitor(OutputConfig(), sink)
+    assert monitor is None and "no display" in message and "HUD is off" in message
+    assert open_monitor(OutputConfig(monitor=False), sink) == (None, "")
+
+    class Window:
+        private = True
+
+    assert open_monitor(OutputConfig(), Window()) == (None, "")  # a preview window carries the HUD itself
+
+
 def test_open_sink_explicit_kinds(tmp_path):
     sink, message = open_sink(OutputConfig(sink="auto"), kind_override="null")
     assert isinstance(sink, NullSink) and "discarded" in message
@@ -159,6 +178,19 @@ def test_background_is_blurred():
     square[:, ::2] = 255  # maximal high frequency
     background = make_background(square, 128, 72)
     assert background.std() < 10
+
+
+def test_camera_inset_sits_bottom_right_with_the_face_outlined():
+    image = np.full((540, 960, 3), 200, np.uint8)
+    camera = np.full((480, 640, 3), 50, np.uint8)
+    draw_camera_inset(image, camera, None)
+    assert (image[-180:, -240:] == 50).all()  # a quarter of the width, the camera's aspect
+    assert (image[:-180] == 200).all() and (image[:, :-240] == 200).all()
+    face = np.zeros((478, 3), np.float32)
+    face[:, :2] = (320.0, 240.0) + 100.0 * np.stack([np.cos(np.arange(478)), np.sin(np.arange(478))], 1)
+    draw_camera_inset(image, camera, face)
+    green = (image[..., 1] > 150) & (image[..., 0] < 100)
+    assert green[-180:, -240:].sum() > 50 and not green[:-180].any()  # the tracked face, outlined in the inset
 
 
 def test_draw_hud_marks_top_left_only_and_copies():

@@ -8,7 +8,14 @@ import pytest
 from face_edits import close_eyes, open_mouth, posed, shape_of, with_shape
 
 from avatarcam import animators
-from avatarcam.animators.warp import EYE_AXES, WarpAnimator, irises_follow_lids, lid_gaps
+from avatarcam.animators.warp import (
+    EYE_AXES,
+    WarpAnimator,
+    irises_follow_lids,
+    lid_gaps,
+    match_lip_colour,
+    push_outside,
+)
 from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.motion.retarget import Retargeter
 from avatarcam.tracking import topology as T
@@ -237,3 +244,60 @@ def test_the_background_stays_still_while_the_head_moves(astronaut_face: Avatar)
     assert ring.sum() > 500
     changed = np.abs(out.astype(np.int16) - astronaut_face.image).mean(axis=2) > 12
     assert changed[ring].mean() < 0.02
+
+
+def test_push_outside_moves_only_the_points_inside() -> None:
+    square = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+    points = np.array([[7.0, 5.0], [20.0, 5.0], [5.0, 4.0]])
+    clearance = np.full(3, 2.0)
+    moved = push_outside(points, square, clearance)
+    assert np.allclose(moved[0], [12.0, 5.0])  # out along the ray from the centre, 2 past the edge
+    assert np.allclose(moved[1], [20.0, 5.0])  # already outside: untouched
+    assert np.allclose(moved[2], [5.0, -2.0])
+    assert np.allclose(push_outside(points, square[::-1], clearance), moved)  # either winding
+    assert np.allclose(push_outside(points, np.insert(square, 1, square[0], axis=0), clearance), moved)  # a repeat
+
+
+def test_the_driver_interior_takes_the_avatar_palette() -> None:
+    lipstick, grey_lips = np.array([200.0, 60.0, 70.0]), np.array([85.0, 88.0, 84.0])
+    teeth, tongue = np.array([225.0, 215.0, 200.0]), np.array([150.0, 50.0, 60.0])
+    interior = np.stack([lipstick, teeth, tongue])[None]  # (1, 3, 3): one row of pixels
+    out = match_lip_colour(interior, lipstick, grey_lips)[0]
+    assert np.abs(out[0] - grey_lips).max() < 3  # the driver's lip colour lands on the avatar's
+    chroma = out.max(axis=1) - out.min(axis=1)
+    assert chroma[1] < 12 and chroma[2] < 12  # teeth and tongue come out grey, like the portrait, and untinted
+    assert out[1].mean() > 2 * out[2].mean()  # still teeth against a darker tongue: the interior keeps its detail
+    # The same lips on both sides (the same face) leave the interior as it is.
+    assert np.abs(match_lip_colour(interior, lipstick, lipstick) - interior).max() < 1
+
+
+@pytest.fixture(scope="module")
+def turned_avatar(astronaut_face: Avatar) -> Avatar:
+    """The astronaut's landmarks turned 55°: the hair ring behind her far cheek projects into her face."""
+    face = posed(astronaut_face.face, yaw=55.0)
+    return Avatar(name="turned", image=astronaut_face.image, face=face, key="turned", mask=astronaut_face.mask)
+
+
+def test_a_turned_portraits_rings_stay_outside_its_face(turned_avatar: Avatar) -> None:
+    animator = warp_for(turned_avatar)
+    hull = cv2.convexHull(np.ascontiguousarray(turned_avatar.face.landmarks[:, :2]))
+    rings = animator._src[animator._ring_slice]
+    assert max(cv2.pointPolygonTest(hull, (float(x), float(y)), True) for x, y in rings) < 0
+    # The moved ring points keep their offset as the head moves: at rest nothing moves.
+    out = animator(motion_for(turned_avatar, turned_avatar.face))
+    assert np.abs(out.astype(np.int16) - turned_avatar.image).mean() < 1.0
+
+
+def test_the_plate_never_keeps_the_face_where_the_segmenter_missed_it(astronaut_face: Avatar) -> None:
+    """A profile's nose against a dark background often falls outside the person mask: it must still be painted
+    out of the background plate, or a copy of it stays behind when the head turns."""
+    lm = astronaut_face.face.landmarks
+    face = polygon_mask(
+        astronaut_face.image.shape, lm[cv2.convexHull(np.ascontiguousarray(lm[:, :2]), returnPoints=False).ravel()]
+    )
+    missed = astronaut_face.mask.copy()
+    missed[face] = 0.0  # the segmenter saw no face at all
+    avatar = Avatar(name="missed", image=astronaut_face.image, face=astronaut_face.face, key="missed", mask=missed)
+    plate = warp_for(avatar)._plate
+    diff = np.abs(plate.astype(np.int16) - astronaut_face.image).mean(axis=2)
+    assert (diff[face] > 20).mean() > 0.5

@@ -11,17 +11,12 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 
-def triangle_affines(
-    dst: np.ndarray, src: np.ndarray, triangles: np.ndarray, src_triangles: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-triangle 2×3 affine maps from dst to src positions, and a mask of the non-degenerate ones.
-
-    `src_triangles` (default: `triangles`) names the source corners of each triangle, so a triangle can take
-    its texture from elsewhere (its mirror image, say).
 
     Closed form (2×2 inverse of the edge vectors): batched LAPACK inverses cost ~20× more for 3×3 matrices.
     """
-    d, s = dst[triangles], src[triangles if src_triangles is None else src_triangles]  # T×3×2
+    d, s = dst[triangles], src[triangles]  # T×3×2
     e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     ok = np.abs(det) > 1e-6
@@ -66,12 +61,6 @@ def backward_map(index_map: np.ndarray, affines: np.ndarray, scale: float) -> tu
     map_x = np.where(valid, a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2], xs)
     map_y = np.where(valid, a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2], ys)
     return map_x.astype(np.float32), map_y.astype(np.float32)
-
-
-def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    p = points[triangles][:, :, :2]
-    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
-    return 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
 
 
 def delaunay_inside(points: np.ndarray, polygon: np.ndarray, indices: np.ndarray) -> np.ndarray:

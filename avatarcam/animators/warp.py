@@ -19,12 +19,11 @@ from avatarcam.animators.mesh import (
     backward_map,
     delaunay_inside,
     paint_index_map,
-    signed_areas,
     triangle_affines,
 )
 from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
-from avatarcam.tracking.geometry import fit_pose, from_canonical, mirror_indices, to_canonical
+from avatarcam.tracking.geometry import fit_pose, from_canonical, to_canonical
 from avatarcam.tracking.segmentation import clean_plate
 from avatarcam.types import Avatar, Motion
 
@@ -33,13 +32,16 @@ N_LANDMARKS = 478
 EYE_AXES = ((159, 145, T.RIGHT_IRIS, (33, 133)), (386, 374, T.LEFT_IRIS, (263, 362)))
 HEAD_RING_SCALE = 1.3  # hair ring, as a multiple of the face oval around its centre
 HAIR_EXTRA = 0.25  # the ring reaches further above the face, where hair is
-NECK_FOLLOW = 0.5  # below the chin the ring moves half as much as the head: the neck bends, shoulders stay
-OUTER_RING_SCALE = 2.2  # outer ring: hair ends and shoulders
+NECK_FOLLOW = 0.7  # below the chin the ring moves 70% as much as the head: the neck bends, shoulders stay
+OUTER_RING_SCALE = 2.6  # outer ring: hair ends and shoulders
 HAIR_DEPTH = 0.3  # the rings lie this far behind the face's outline (canonical units: inter-ocular distances)
 OUTER_FOLLOW = 1.0  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
-HIDDEN_VISIBILITY = 0.3  # a face triangle seen at under this share of its frontal area is hidden in the portrait
-SEEN_VISIBILITY = 0.6  # ... and its mirror twin must be seen at least this well to lend its texture
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
+RING_CLEARANCE = 0.3  # a ring point the face hides is moved this far (iod; twice for the outer ring) past the hull
+# The mouth interior's colour match: bounds on the lips' lightness and chroma ratios, avatar to driver. A dim or
+# grey estimate of the driver's lips must not blow the interior up; a grey portrait may take it all to grey.
+LIP_LIGHT_RANGE = (0.5, 2.0)
+LIP_CHROMA_RANGE = (0.0, 1.5)
 
 
 def mouth_triangles() -> np.ndarray:
@@ -99,6 +101,52 @@ def border_points(size: int, per_side: int = 9) -> np.ndarray:
     )
 
 
+def push_outside(points: np.ndarray, polygon: np.ndarray, clearance: np.ndarray) -> np.ndarray:
+    """Points inside the convex `polygon` moved away from its centroid until `clearance` past its edge; the
+    others as they are."""
+    edges = np.roll(polygon, -1, axis=0) - polygon
+    kept = np.linalg.norm(edges, axis=1) > 1e-9  # a repeated corner has no edge (and no normal) to test against
+    polygon, edges = polygon[kept], edges[kept]
+    centre = polygon.mean(axis=0)
+    normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    if ((polygon - centre) @ normals.T).trace() < 0:  # orient the normals outwards whatever the winding
+        normals = -normals
+    limits = np.einsum("ij,ij->i", normals, polygon)  # inside: normal · x ≤ limit, for every edge
+    moved = points.copy()
+    for i, p in enumerate(points):
+        if np.all(normals @ p < limits):
+            ray = p - centre
+            ray /= max(float(np.linalg.norm(ray)), 1e-9)
+            speed = normals @ ray
+            exits = (limits - normals @ centre)[speed > 1e-9] / speed[speed > 1e-9]
+            moved[i] = centre + ray * (exits.min() + clearance[i])
+    return moved
+
+
+def match_lip_colour(interior: np.ndarray, driver_lip: np.ndarray, avatar_lip: np.ndarray) -> np.ndarray:
+    """The driver's mouth interior (float RGB) in the avatar's palette, anchored on the two mean lip colours. In
+    Lab, lightness scales by the lips' ratio (the light), and the colour plane turns and scales so that the
+    driver's lip colour lands on the avatar's: red lipstick on a grey film still turns grey, while teeth, near
+    the neutral point, stay neutral (per-channel gains tinted them cyan)."""
+    lab = _to_lab(interior)
+    driver, avatar = _to_lab(driver_lip), _to_lab(avatar_lip)
+    lab[..., 0] *= np.clip(avatar[0] / max(float(driver[0]), 1.0), *LIP_LIGHT_RANGE)
+    driver_hue, avatar_hue = complex(*driver[1:]), complex(*avatar[1:])
+    turn = avatar_hue / driver_hue if abs(driver_hue) > 1.0 else 1.0 + 0j
+    turn *= np.clip(abs(turn), *LIP_CHROMA_RANGE) / max(abs(turn), 1e-6)
+    plane = (lab[..., 1] + 1j * lab[..., 2]) * turn
+    lab[..., 1], lab[..., 2] = plane.real, plane.imag
+    rgb = cv2.cvtColor(lab.reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(lab.shape)
+    return np.clip(rgb * 255.0, 0, 255)
+
+
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """Float RGB (0–255, any shape ending in 3) to float Lab (L 0–100, a and b around 0)."""
+    flat = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
+
+
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3 - 2 * t)
@@ -124,15 +172,16 @@ class WarpAnimator:
         face = avatar.face
         lm = face.landmarks.astype(np.float64)
         canon = to_canonical(lm, face.scale, face.rotation, face.translation)
-        ring_src = self._place_rings(canon, has_mask=avatar.mask is not None)
+        # The face's outline is its landmarks' convex hull, not the mesh's oval: in a turned portrait the nose and
+        # lips stick out past the oval, and background triangles must not carry them (a ghost profile).
+        outline = cv2.convexHull(lm[:N_LANDMARKS, :2].astype(np.float32), returnPoints=False).ravel()
+        iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
+        ring_src = self._place_rings(canon, lm[outline, :2], iod, has_mask=avatar.mask is not None)
         self._fixed = border_points(size)
         self._src = np.concatenate([lm[:, :2], ring_src, self._fixed]).astype(np.float64)
         self._ring_slice = slice(N_LANDMARKS, N_LANDMARKS + len(ring_src))
 
         # Background: Delaunay over the face outline, both rings and the border (covers the whole image).
-        # The face's outline is its landmarks' convex hull, not the mesh's oval: in a turned portrait the nose and
-        # lips stick out past the oval, and background triangles must not carry them (a ghost profile).
-        outline = cv2.convexHull(lm[:N_LANDMARKS, :2].astype(np.float32), returnPoints=False).ravel()
         bg_ids = np.concatenate([outline, np.arange(N_LANDMARKS, len(self._src))])
         self._background = bg_ids[Delaunay(self._src[bg_ids]).simplices].astype(np.int32)
         eyes = [
@@ -143,7 +192,6 @@ class WarpAnimator:
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
         self._eye_gaps = lid_gaps(lm[:, :2])
         self._triangles = np.concatenate([self._background, self._face])
-        self._src_triangles = np.concatenate([self._background, self._texture_sources(canon)])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
         # With a person mask the background stays exactly still: the warped person is laid over a clean plate.
         self._mask = avatar.mask
@@ -152,14 +200,17 @@ class WarpAnimator:
             zone = np.zeros((size, size), np.float32)
             outer_ring = ring_src[len(T.FACE_OVAL) :]
             cv2.fillConvexPoly(zone, cv2.convexHull(np.round(outer_ring).astype(np.int32)), 1.0)
-            self._plate = clean_plate(avatar.image, avatar.mask, zone)
-        iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
+            # The face is person and is painted out of the plate even where the segmenter missed it (a profile's
+            # nose against a dark background): else a copy of it stays behind when the head turns.
+            face_area = np.zeros((size, size), np.float32)
+            cv2.fillConvexPoly(face_area, np.round(lm[outline, :2]).astype(np.int32), 1.0)
+            self._plate = clean_plate(avatar.image, np.maximum(avatar.mask, face_area), np.maximum(zone, face_area))
         # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
         self._own_interior = _polygon_area(lm[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
 
-    def _place_rings(self, canon: np.ndarray, has_mask: bool) -> np.ndarray:
+    def _place_rings(self, canon: np.ndarray, outline: np.ndarray, iod: float, has_mask: bool) -> np.ndarray:
         """Sets the two rings around the head (canonical frame) and how much each point follows the head;
-        returns their positions in the portrait."""
+        returns their positions in the portrait, none inside the face's `outline` (`iod`: the eyes' distance)."""
         oval = canon[T.FACE_OVAL]
         centre = oval.mean(axis=0)
         offsets = oval - centre
@@ -180,26 +231,12 @@ class WarpAnimator:
         outer_follow = OUTER_FOLLOW * (1.0 - _smoothstep(height, -0.4, 0.2)) if has_mask else np.zeros_like(height)
         self._ring_follow = np.concatenate([inner_follow, outer_follow])[:, None]
         face = self.avatar.face
-        return from_canonical(rings, face.scale, face.rotation, face.translation)[:, :2]
-
-    def _texture_sources(self, canon: np.ndarray) -> np.ndarray:
-        """Source corners per face triangle: its own, or its mirror image's where the portrait hides it.
-
-        A portrait turned to one side hides its far cheek; when the driver turns the other way that cheek must
-        show, and the near cheek, mirrored, is a far better guess than the stretched sliver the portrait has.
-        """
-        mirrored = mirror_indices()[self._face]
-        own = self._visibility(self._face, canon)
-        twin = self._visibility(mirrored, canon)
-        use_twin = (own < HIDDEN_VISIBILITY) & (twin > SEEN_VISIBILITY)
-        return np.where(use_twin[:, None], mirrored, self._face)
-
-    def _visibility(self, triangles: np.ndarray, canon: np.ndarray) -> np.ndarray:
-        """Image area of each triangle in the portrait over its area seen from the front (~cos of its turn).
-
-        The canonical frame's axes point like the image's (x to the portrait's left eye, y down)."""
-        reference = signed_areas(canon, triangles) * self.avatar.face.scale**2
-        return signed_areas(self._src, triangles) / np.where(np.abs(reference) > 1e-9, reference, 1e-9)
+        projected = from_canonical(rings, face.scale, face.rotation, face.translation)[:, :2]
+        # Behind a turned face the ring projects into it (the far cheek's hair lies behind the nose): such a point
+        # would pin hair and background to the face. It moves out past the outline, and keeps that offset.
+        clearance = np.repeat([RING_CLEARANCE * iod, 2 * RING_CLEARANCE * iod], len(oval))
+        self._ring_shift = push_outside(projected, outline, clearance) - projected
+        return projected + self._ring_shift
 
     def __call__(self, motion: Motion) -> np.ndarray:
         if self.avatar is None:
@@ -208,7 +245,7 @@ class WarpAnimator:
         dst = self._targets(motion.landmarks.astype(np.float64))
         grid = min(self.config.grid, size)
         cell = size / grid
-        affines, ok = triangle_affines(dst, self._src, self._triangles, self._src_triangles)
+        affines, ok = triangle_affines(dst, self._src, self._triangles)
         depth = motion.landmarks[self._face, 2].mean(axis=1)
         n_bg = len(self._background)
         order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])
@@ -249,7 +286,7 @@ class WarpAnimator:
     def _targets(self, landmarks: np.ndarray) -> np.ndarray:
         """Where every control point goes: landmarks as given, the rings (partly) with the head, border fixed."""
         scale, rot, trans = fit_pose(landmarks)
-        ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2]
+        ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2] + self._ring_shift
         ring_src = self._src[self._ring_slice]
         ring = ring_src + (ring_now - ring_src) * self._ring_follow
         points = irises_follow_lids(landmarks[:, :2], self._eye_gaps)
@@ -257,12 +294,18 @@ class WarpAnimator:
 
     @staticmethod
     def _mean_lip_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
-        mask = np.zeros(image.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(lm[T.OUTER_LIPS, :2]).astype(np.int32)], 1)
-        cv2.fillPoly(mask, [np.round(lm[T.INNER_LIPS, :2]).astype(np.int32)], 0)
+        # Measured inside the lips' bounding box: a full-frame mask cost ~1 ms per open-mouth frame on a 720p camera.
+        outer = np.round(lm[T.OUTER_LIPS, :2]).astype(np.int32)
+        inner = np.round(lm[T.INNER_LIPS, :2]).astype(np.int32)
+        h, w = image.shape[:2]
+        x0, y0 = np.clip(outer.min(axis=0), 0, (w, h))
+        x1, y1 = np.clip(outer.max(axis=0) + 1, 0, (w, h))
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [outer - (x0, y0)], 1)
+        cv2.fillPoly(mask, [inner - (x0, y0)], 0)
         if mask.sum() < 4:
             return np.array([150.0, 80.0, 80.0])
-        return image[mask > 0].reshape(-1, 3).mean(axis=0)
+        return image[y0:y1, x0:x1][mask > 0].reshape(-1, 3).mean(axis=0)
 
     def _fill_mouth(self, out: np.ndarray, motion: Motion, dst: np.ndarray) -> None:
         """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
@@ -291,11 +334,8 @@ class WarpAnimator:
             index_map[index_map < 0] = order[0] if len(order) else -1
             map_x, map_y = backward_map(index_map, affines, 1.0)
             interior = cv2.remap(motion.driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            # Colour match: scale the driver's interior by the avatar/driver lip colour ratio.
-            gain = np.clip(
-                self._lip_colour / np.maximum(self._mean_lip_colour(motion.driver.image, driver_lm), 1), 0.6, 1.6
-            )
-            interior = np.clip(interior * gain, 0, 255)
+            driver_lip = self._mean_lip_colour(motion.driver.image, driver_lm)
+            interior = match_lip_colour(interior, driver_lip, self._lip_colour)
         else:
             interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0

@@ -13,6 +13,10 @@ import numpy as np
 
 from avatarcam.config import OutputConfig
 from avatarcam.io.closing import Closing
+from avatarcam.tracking import topology as T
+
+INSET_WIDTH = 0.25  # the camera thumbnail in the HUD, as a share of the frame's width
+TRACKED_OUTLINES = (T.FACE_OVAL, T.RIGHT_EYE, T.LEFT_EYE, T.OUTER_LIPS)
 
 
 class SinkError(RuntimeError):
@@ -27,6 +31,7 @@ class SinkError(RuntimeError):
 class Sink(Protocol):
     name: str
     closed: bool  # the user closed it (a preview window's close button): the session should end
+    private: bool  # only the user sees it (a preview window): the HUD may be drawn on it, never on what a call sees
 
     def send(self, image: np.ndarray) -> None:
         """Show one H×W×3 uint8 RGB image."""
@@ -43,6 +48,7 @@ class _SinkBase(Closing):
     """The no-window defaults for poll_key and closed."""
 
     closed = False  # True once the user has closed the sink (its window), which ends the session
+    private = False
 
     def poll_key(self) -> str | None:
         return None
@@ -102,6 +108,8 @@ def _display_problem() -> str | None:
 
 class PreviewSink(_SinkBase):
     """An OpenCV window; its key presses come back through poll_key()."""
+
+    private = True
 
     def __init__(self, title: str = "avatarcam", width: int = 960, height: int = 540) -> None:
         problem = _display_problem()
@@ -211,6 +219,17 @@ def open_sink(config: OutputConfig, kind_override: str | None = None) -> tuple[S
     return recorder, f"{no_camera}; {no_preview}: recording to {config.path} instead.\n{hint}"
 
 
+def open_monitor(config: OutputConfig, sink: Sink) -> tuple[Sink | None, str]:
+    """A preview window beside a sink the user cannot see (virtual camera, recording), to carry the HUD and take
+    keys; None where the config turns it off or no window can be shown. Also says what it did."""
+    if sink.private or not config.monitor:
+        return None, ""
+    try:
+        return PreviewSink("avatarcam (monitor)", config.width, config.height), "monitor: a preview window with the HUD"
+    except SinkError as exc:
+        return None, f"no monitor window ({exc.reason}); the HUD is off, the output is unchanged"
+
+
 def letterbox(square: np.ndarray, width: int, height: int, background: np.ndarray | None = None) -> np.ndarray:
     """The square avatar image scaled to fit and centred in a width×height frame, sides from `background`."""
     side = min(width, height)
@@ -256,3 +275,17 @@ def draw_hud(image: np.ndarray, lines: list[str]) -> np.ndarray:
         origin = (pad, pad + text_h + i * line_h)
         cv2.putText(out, line, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return out
+
+
+def draw_camera_inset(image: np.ndarray, camera: np.ndarray, landmarks: np.ndarray | None) -> None:
+    """Puts the driver's camera frame, small, in the bottom-right corner of `image` (in place), with the tracked
+    face outlined: the user sees at a glance what the tracker sees and whether it holds."""
+    h, w = image.shape[:2]
+    width = max(2, int(w * INSET_WIDTH))
+    factor = width / camera.shape[1]
+    height = min(h, max(2, round(camera.shape[0] * factor)))
+    thumb = cv2.resize(camera, (width, height), interpolation=cv2.INTER_AREA)
+    if landmarks is not None:
+        outlines = [np.round(landmarks[ids, :2] * factor).astype(np.int32) for ids in TRACKED_OUTLINES]
+        cv2.polylines(thumb, outlines, True, (0, 255, 0), 1, cv2.LINE_AA)
+    image[h - height :, w - width :] = thumb

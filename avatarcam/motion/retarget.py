@@ -31,18 +31,30 @@ EYE_LIDS = {
 
 # Inner-lip columns (corners excluded): facing upper and lower lip points, which must never cross.
 LIP_COLUMNS = (np.asarray(T.UPPER_LIP_CHAIN[1:-1]), np.asarray(T.LOWER_LIP_CHAIN[1:-1]))
-MOUTH_CLOSED = 0.03  # inner-lip gap (iod units) under which a mouth counts as closed
-MOUTH_REFERENCE_STEP = 0.01  # how much more closed the driver's mouth must be to become the new reference
+# Inner-lip gaps (iod units): a driver's reference mouth this much more open than the avatar's was taken mid-word,
+# and a mouth this much more closed than that reference replaces it.
+MOUTH_REFERENCE_MARGIN = 0.03
+MOUTH_REFERENCE_STEP = 0.01
+# A reference eye opening under this share of the driver's own within the next second (a blink is over by then),
+# and this much (iod) narrower than the avatar's, was taken mid-blink.
+EYE_REFERENCE_RATIO = 0.7
+EYE_REFERENCE_MARGIN = 0.02
+EYE_REFERENCE_SECONDS = 1.0
 
 
 def mouth_gap(shape: np.ndarray) -> float:
     return float(shape[T.MOUTH_LOWER, 1] - shape[T.MOUTH_UPPER, 1])
 
 
+def eye_gap(shape: np.ndarray, upper: list[int], lower: list[int]) -> float:
+    return float(np.mean(shape[lower, 1] - shape[upper, 1]))
+
+
 class _Reference:
     """The driver's neutral: pose and canonical shape when the reference was taken."""
 
-    def __init__(self, face: Face) -> None:
+    def __init__(self, face: Face, t: float) -> None:
+        self.taken_at = t
         self.scale = face.scale
         self.rotation = face.rotation
         self.translation = face.translation
@@ -64,7 +76,6 @@ class Retargeter:
         self._avatar_face = face
         lm = face.landmarks.astype(np.float64)
         self._avatar_shape = to_canonical(lm, face.scale, face.rotation, face.translation)
-        self._avatar_mouth_closed = mouth_gap(self._avatar_shape) < MOUTH_CLOSED
 
     def reset_reference(self) -> None:
         """The next tracked face becomes the driver's neutral."""
@@ -82,34 +93,48 @@ class Retargeter:
             return self._lost(t, frame)
         self._lost_since = None
         if self._reference is None:
-            self._reference = _Reference(face)
+            self._reference = _Reference(face, t)
         ref = self._reference
         cfg = self.config
         rel = face.rotation @ ref.rotation.T
         rvec = cv2.Rodrigues(rel)[0].ravel() * cfg.rotation_gain
+        shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+        self._settle_reference(shape, ref, t)
         change = (
             rvec,
             float(np.log(face.scale / ref.scale)),
             (face.translation - ref.translation) / ref.scale * cfg.translation_gain,
-            self._shape_delta(
-                to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation), ref
-            ),
+            self._shape_delta(shape, ref),
         )
         self._last = change
         return self._motion(change, frame, face, tracked=True)
 
-    def _shape_delta(self, shape: np.ndarray, ref: _Reference) -> np.ndarray:
+    def _settle_reference(self, shape: np.ndarray, ref: _Reference, t: float) -> None:
+        """Replaces the parts of the driver's reference that caught a passing expression (a word, a blink)."""
+        avatar = self._avatar_shape
         ref_mouth = mouth_gap(ref.shape)
         if (
-            self._avatar_mouth_closed
-            and ref_mouth > MOUTH_CLOSED
+            ref_mouth > mouth_gap(avatar) + MOUTH_REFERENCE_MARGIN
             and mouth_gap(shape) < ref_mouth - MOUTH_REFERENCE_STEP
         ):
-            # A closed-mouth avatar needs a closed-mouth reference: the driver was talking when the reference was
-            # taken, so its most closed mouth since becomes the mouth's neutral (else closing would push the
-            # avatar's lips through each other). Matching references (closed/closed, open/open: the same face)
-            # are kept, which keeps self-transfer exact.
+            # The driver was talking when the reference was taken (its mouth more open than the avatar's at rest),
+            # so its most closed mouth since becomes the mouth's neutral: else closing would push the avatar's
+            # lips through each other and every word that opens less than the reference would be lost. Matching
+            # references (the same face: self-transfer) are kept, which keeps that transfer exact.
             ref.shape[self._lower_face] = shape[self._lower_face]
+        for upper, lower in EYE_LIDS.values():
+            ref_eye = eye_gap(ref.shape, upper, lower)
+            if (
+                t - ref.taken_at <= EYE_REFERENCE_SECONDS
+                and ref_eye < EYE_REFERENCE_RATIO * eye_gap(shape, upper, lower)
+                and ref_eye < eye_gap(avatar, upper, lower) - EYE_REFERENCE_MARGIN
+            ):
+                # The reference was taken mid-blink: against it every open eye would be an eye opened wide, and
+                # the avatar would stare all session. The open eye becomes the lids' neutral. An avatar whose own
+                # eyes are as narrow (the same face) keeps the reference, which keeps self-transfer exact.
+                ref.shape[upper + lower] = shape[upper + lower]
+
+    def _shape_delta(self, shape: np.ndarray, ref: _Reference) -> np.ndarray:
         delta = (shape - ref.shape) * self.config.expression_gain
         avatar = self._avatar_shape
         for upper, lower in EYE_LIDS.values():

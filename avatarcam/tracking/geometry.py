@@ -23,14 +23,6 @@ def canonical_face() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def mirror_indices() -> np.ndarray:
-    """For each landmark, its left-right counterpart (nearest point of the mirrored canonical face)."""
-    canon = canonical_face()
-    mirrored = canon * np.array([-1.0, 1.0, 1.0])
-    return np.linalg.norm(canon[:, None, :] - mirrored[None, :, :], axis=2).argmin(axis=1)
-
-
-@lru_cache(maxsize=1)
 def lower_face_indices() -> np.ndarray:
     """The landmarks below the nose tip: lips, jaw and chin, which move together when speaking."""
     canon = canonical_face()
