@@ -54,6 +54,11 @@ class RetargetConfig:
     max_roll_deg: float = 35.0
     hold_seconds: float = 0.5  # keep the last pose this long when the face is lost
     ease_seconds: float = 1.0  # then ease to neutral over this long
+    # The avatar's head stays in its frame: its sideways and vertical moves ease to a stop this far (share of the
+    # image side) from the edge; a driver whose face is cut by its camera's edge (this share of its landmarks
+    # outside) counts as lost.
+    frame_margin: float = 0.03
+    edge_lost_share: float = 0.1
 
 
 @dataclass

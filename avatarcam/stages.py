@@ -46,7 +46,7 @@ class FrameStages:
     def set_avatar(self, avatar: Avatar) -> None:
         self.avatar = avatar
         self.animator.prepare(avatar)
-        self.retargeter.set_avatar(avatar.face)
+        self.retargeter.set_avatar(avatar.face, avatar.size)
         self._last_output = avatar.image.copy()
 
     def reset_reference(self) -> None:

@@ -10,18 +10,33 @@ import numpy as np
 import pytest
 from skimage import data
 
-from avatarcam.avatar import square_crop
+from avatarcam.avatar import default_avatar_path, read_image, square_crop
+from avatarcam.colour import is_greyscale
+from avatarcam.config import Config
 from avatarcam.eval.metrics import (
+    INNER_LIPS,
     MOVE_THRESHOLDS,
     IdentityEmbedder,
     StaticLandmarks,
     aggregate,
     format_table,
     motion_signals,
+    mouth_colour,
+    normalized_jitter,
     score_clip,
 )
-from avatarcam.eval.runner import TURNED_SOURCE_DEGREES, EvalReport, aggregate_methods
+from avatarcam.eval.runner import (
+    TURNED_SOURCE_DEGREES,
+    EvalReport,
+    aggregate_methods,
+    animate_with_folds,
+    fold_count,
+    fold_scores,
+    load_portraits,
+    worst_cases,
+)
 from avatarcam.eval.sidebyside import save_image, side_by_side
+from avatarcam.types import Avatar, Frame
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PORTRAITS = SHARED_DATA / "portraits"
@@ -213,3 +228,164 @@ def test_turned_sources_are_also_scored_apart() -> None:
     assert f"Without the 1 clips whose first frame is turned past {TURNED_SOURCE_DEGREES:.0f}° (b.mp4)" in text
     assert text.count("| warp |") == 2 and "| warp | 4.000 |" in text and "| warp | 1.500 |" in text
     assert "turned past" not in EvalReport(self_rows={"warp": aggregate(scores["warp"])}).markdown()
+
+
+# --- What a person sees (EVAL.md): worst blocks, mouth colour, greyscale kept, normalized jitter, folds ---
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def _tint_mouth(image: np.ndarray, lm: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The mouth interior recoloured to (a, b), its lightness (teeth, shadows) kept so the detector still sees it."""
+    inside = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(lm[INNER_LIPS]).astype(np.int32)], 1)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
+    lab[inside > 0, 1:] = (128 + a, 128 + b)
+    return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+
+
+def test_inner_lip_polygon_is_evals() -> None:
+    # EVAL.md lists it from 78 the other way round; the same points in the same cyclic order.
+    listed = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
+    assert list(INNER_LIPS) == [listed[0], *reversed(listed[1:])]
+
+
+def test_torn_block_raises_p99f_but_barely_l1f(landmarks: StaticLandmarks, moving_clip: list[np.ndarray]) -> None:
+    clean = score_clip(moving_clip, truths=moving_clip, landmarks=landmarks, identity=None)
+    assert clean["P99F"] == 0.0
+    torn = []
+    for frame in moving_clip:
+        x, y = (np.round(landmarks(frame)[1]).astype(int) // 8) * 8  # a strip of whole 8x8 blocks at the nose
+        out = frame.copy()
+        out[y : y + 8, x - 24 : x + 24] = np.roll(frame, 40, axis=1)[y : y + 8, x - 24 : x + 24]  # a tear: 6 blocks
+        torn.append(out)
+    scores = score_clip(torn, truths=moving_clip, landmarks=landmarks, identity=None)
+    assert scores["P99F"] > 10.0  # 8-bit Lab units (17 here)
+    assert scores["L1F"] < 0.01  # the same tear hardly moves the face mean (0.006 on a 0-1 scale: 1.4 of 255)
+
+
+def test_grey_portrait_gets_grayc_and_a_coloured_patch_raises_it(
+    landmarks: StaticLandmarks, astronaut: np.ndarray
+) -> None:
+    grey = _grey(astronaut)
+    assert is_greyscale(grey) and not is_greyscale(astronaut)
+    clip = [grey] * 6  # frames 0 and 5 are looked at
+    kept = score_clip(clip, driver=clip, portrait=grey, landmarks=landmarks, identity=None)
+    assert kept["GRAYC"] < 1.0
+    assert "MOUTHC" not in kept, "mouth colour is for colour portraits"
+    x, y = np.round(landmarks(grey)[1]).astype(int)
+    tinted = grey.copy()
+    tinted[y - 12 : y + 12, x - 12 : x + 12] = (40, 160, 60)  # a green patch on the nose
+    frames = [grey] * 5 + [tinted]  # only the worst of the frames looked at counts
+    scores = score_clip(frames, driver=clip, portrait=grey, landmarks=landmarks, identity=None)
+    assert scores["GRAYC"] > 30.0
+
+
+def test_green_mouth_against_red_driver_raises_mouthc(landmarks: StaticLandmarks, astronaut: np.ndarray) -> None:
+    lm = landmarks(astronaut)
+    signals = motion_signals(lm)
+    assert signals["mouth"] >= 0.06, "the astronaut smiles with her mouth open"
+    red = [_tint_mouth(astronaut, lm, 40, 20)] * 4
+    green = [_tint_mouth(astronaut, lm, -40, 30)] * 4
+    same = score_clip(red, driver=red, portrait=astronaut, landmarks=landmarks, identity=None)
+    assert same["MOUTHC"] < 1.0 and same["MOUTHC_MAX"] < 1.0
+    assert "GRAYC" not in same
+    wrong = score_clip(green, driver=red, portrait=astronaut, landmarks=landmarks, identity=None)
+    assert wrong["MOUTHC"] > 40.0 and wrong["MOUTHC_MAX"] == pytest.approx(wrong["MOUTHC"])
+    # Self-reenactment measures it too (the clip's first frame is the colour source).
+    assert score_clip(green, truths=red, landmarks=landmarks, identity=None)["MOUTHC"] > 40.0
+
+
+def test_mouthc_counts_only_frames_where_both_mouths_are_open(
+    landmarks: StaticLandmarks, astronaut: np.ndarray
+) -> None:
+    lm = landmarks(astronaut)
+    green = _tint_mouth(astronaut, lm, -40, 30)
+    shut = lm.copy()
+    shut[14] = shut[13]  # the lips meet: closed
+    assert mouth_colour([green], [lm], [astronaut], [lm])["MOUTHC"] > 20.0
+    for out_lm, drv_lm in ((shut, lm), (lm, shut), (None, lm)):
+        scores = mouth_colour([green], [out_lm], [astronaut], [drv_lm])
+        assert math.isnan(scores["MOUTHC"]) and math.isnan(scores["MOUTHC_MAX"])
+
+
+def test_normalized_jitter_ignores_face_size() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(50, 200, (478, 2))
+    lms = [base + rng.normal(0, 0.5, base.shape) for _ in range(10)]
+    iod = np.mean([np.linalg.norm(lm[33] - lm[263]) for lm in lms])
+    small = normalized_jitter(lms)
+    assert normalized_jitter([lm * 2 for lm in lms]) == pytest.approx(small)
+    jitter = np.mean(
+        [np.linalg.norm(c - 2 * b + a, axis=1).mean() for a, b, c in zip(lms, lms[1:], lms[2:], strict=False)]
+    )
+    assert small == pytest.approx(100 * jitter / iod)
+    assert math.isnan(normalized_jitter([None] * 4))
+
+
+def test_score_clip_reports_normalized_jitter(landmarks: StaticLandmarks, moving_clip: list[np.ndarray]) -> None:
+    scores = score_clip(moving_clip, truths=moving_clip, landmarks=landmarks, identity=None)
+    assert scores["JITN"] == pytest.approx(scores["JITN_D"]) and scores["JITN"] > 0
+
+
+class _Warp:
+    last_folds = 3
+
+
+class _Wrapper:
+    warp = _Warp()
+
+
+def test_fold_counts_are_read_defensively() -> None:
+    assert fold_count(_Warp()) == 3
+    assert fold_count(_Wrapper()) == 3, "the talking head's warp is read through"
+    assert fold_count(object()) is None
+    assert fold_scores([0, 2, None, 1]) == {"FOLDS": 2.0, "FOLDS_T": 3.0}
+    assert all(math.isnan(v) for v in fold_scores([None, None]).values())
+    # Over an eval the counts add up; the other metrics average.
+    total = aggregate([{"FOLDS": 2.0, "FOLDS_T": 5.0, "P99F": 4.0}, {"FOLDS": 1.0, "FOLDS_T": 1.0, "P99F": 2.0}])
+    assert total["FOLDS"] == 3.0 and total["FOLDS_T"] == 6.0 and total["P99F"] == 3.0
+    table = format_table({"static": fold_scores([]), "warp": total})
+    assert table.splitlines()[0] == "| method | P99F | FOLDS | FOLDS_T |"
+    assert "| static | n/a | n/a | n/a |" in table
+
+
+def test_warp_reports_folds_each_frame(astronaut_face: Avatar, demo_frames: list[Frame]) -> None:
+    config = Config()
+    config.animator.size = 256
+    frames, folds = animate_with_folds(config, astronaut_face, [f.image for f in demo_frames[:4]], 30.0)
+    assert len(frames) == len(folds) == 4
+    assert all(isinstance(f, int) and f >= 0 for f in folds)
+
+
+def test_worst_cases_name_clips_and_pairs() -> None:
+    per_clip = [
+        {"clip": "a.mp4", "mode": "self", "method": "warp", "P99F": 5.0},
+        {"clip": "a.mp4", "mode": "self", "method": "static", "P99F": 50.0},
+        {"clip": "b.mp4", "mode": "cross", "portrait": "lia_monroe", "method": "warp", "P99F": 9.0, "GRAYC": 7.5},
+        {"clip": "c.mp4", "mode": "self", "method": "warp", "P99F": math.nan, "MOUTHC_MAX": 3.0},
+    ]
+    lines = worst_cases(per_clip)
+    assert lines[0] == "- P99F: b.mp4 → lia_monroe (warp, cross) 9.0; a.mp4 (warp, self) 5.0"
+    assert lines[1] == "- MOUTHC_MAX: c.mp4 (warp, self) 3.0"
+    assert lines[2] == "- GRAYC: b.mp4 → lia_monroe (warp, cross) 7.5"
+    assert "Worst cases" in EvalReport(per_clip=per_clip).markdown()
+
+
+def test_several_portrait_folders_interleave(tmp_path: Path) -> None:
+    image = cv2.cvtColor(read_image(default_avatar_path()), cv2.COLOR_RGB2BGR)
+    for name in ("a/1.png", "a/2.png", "b/1.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), image if name != "b/1.png" else cv2.cvtColor(_grey(image), cv2.COLOR_RGB2BGR))
+    one = load_portraits([tmp_path / "a"], 128)
+    assert [p.source for p in one] == [str(tmp_path / "a/1.png"), str(tmp_path / "a/2.png")]
+    both = load_portraits([tmp_path / "a", tmp_path / "b"], 128)
+    assert [Path(p.source).relative_to(tmp_path).as_posix() for p in both] == ["a/1.png", "b/1.png", "a/2.png"]
+    assert is_greyscale(both[1].image)
+
+
+def test_shared_greyscale_portrait_is_detected() -> None:
+    assert is_greyscale(_load_portrait("lia_monroe.png"))
+    assert not is_greyscale(_load_portrait("lia_macron.png"))

@@ -33,8 +33,8 @@ def make_retargeter(avatar: Avatar, **settings) -> Retargeter:
 
 
 def at(seconds: float) -> Frame:
-    """A (tiny) frame stamped at `seconds` on the monotonic clock."""
-    return Frame(np.zeros((2, 2, 3), np.uint8), int(seconds * 1e9))
+    """A black frame (no memory: a broadcast view) around the avatar's face, stamped at `seconds`."""
+    return Frame(np.broadcast_to(np.zeros(3, np.uint8), (1024, 1024, 3)), int(seconds * 1e9))
 
 
 def max_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -285,3 +285,26 @@ def test_eyes_opened_wide_later_are_an_expression_not_a_new_reference(astronaut_
     retargeter(astronaut_face.face, at(0.0))
     surprised = retargeter(wide, at(2.0))
     assert (eye_gaps(surprised.landmarks, wide) > 1.2 * eye_gaps(wide.landmarks, wide)).all()
+
+
+def test_the_head_eases_to_a_stop_inside_its_frame(astronaut_face: Avatar) -> None:
+    retargeter = make_retargeter(astronaut_face)
+    retargeter.set_avatar(astronaut_face.face, astronaut_face.size)
+    retargeter(astronaut_face.face, at(0.0))
+    rest = astronaut_face.face.landmarks[:, :2]
+    small = retargeter(posed(astronaut_face.face, shift=(5.0, -3.0)), at(0.1)).landmarks[:, :2]
+    assert np.allclose(small - rest, (5.0, -3.0), atol=0.01)  # an ordinary move is followed exactly
+    margin = RetargetConfig().frame_margin * astronaut_face.size
+    for shift in ((600.0, 0.0), (-600.0, 0.0), (0.0, 600.0), (0.0, -600.0)):
+        xy = retargeter(posed(astronaut_face.face, shift=shift), at(0.2)).landmarks[:, :2]
+        assert xy.min() >= margin - 0.5 and xy.max() <= astronaut_face.size - 1 - margin + 0.5
+
+
+def test_a_face_cut_by_the_camera_edge_is_lost_and_held(astronaut_face: Avatar) -> None:
+    retargeter = make_retargeter(astronaut_face)
+    frame = Frame(np.zeros((256, 256, 3), np.uint8), 0)
+    assert retargeter(astronaut_face.face, frame).tracked
+    leaving = posed(astronaut_face.face, shift=(120.0, 0.0))  # half the face is past the frame's right edge
+    motion = retargeter(leaving, Frame(frame.image, int(0.1e9)))
+    assert not motion.tracked
+    assert max_error(motion.landmarks, astronaut_face.face.landmarks) < TINY  # held where it was

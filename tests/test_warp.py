@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 from face_edits import close_eyes, open_mouth, posed, shape_of, with_shape
 
 from avatarcam import animators
+from avatarcam.animators.mesh import fill_holes
 from avatarcam.animators.warp import (
     EYE_AXES,
     WarpAnimator,
+    folded,
     irises_follow_lids,
     lid_gaps,
     match_lip_colour,
     push_outside,
 )
+from avatarcam.colour import chroma
 from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.motion.retarget import Retargeter
 from avatarcam.tracking import topology as T
@@ -301,3 +306,67 @@ def test_the_plate_never_keeps_the_face_where_the_segmenter_missed_it(astronaut_
     plate = warp_for(avatar)._plate
     diff = np.abs(plate.astype(np.int16) - astronaut_face.image).mean(axis=2)
     assert (diff[face] > 20).mean() > 0.5
+
+
+@pytest.mark.parametrize(
+    "pose",
+    [
+        dict(yaw=40.0),
+        dict(yaw=-40.0, pitch=15.0),
+        dict(pitch=-25.0, roll=20.0),
+        dict(shift=(400.0, 0.0)),  # the driver slides far aside: the head eases to a stop at the frame's edge
+        dict(shift=(0.0, 400.0), pitch=20.0),
+        dict(zoom=1.6, yaw=30.0),
+    ],
+)
+def test_no_triangle_turns_over_at_the_hardest_poses(astronaut_face: Avatar, pose: dict) -> None:
+    """A turned-over triangle draws its texture mirrored: a tear beside the head or a torn cheek."""
+    animator = warp_for(astronaut_face)
+    retargeter = Retargeter(RetargetConfig())
+    retargeter.set_avatar(astronaut_face.face, astronaut_face.size)
+    frame = Frame(np.zeros((1024, 1024, 3), np.uint8), 0)
+    retargeter(astronaut_face.face, frame)
+    animator(retargeter(open_mouth(posed(astronaut_face.face, **pose), 0.3), frame))
+    assert animator.last_folds == 0
+
+
+def test_folded_finds_a_triangle_turned_over() -> None:
+    src = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    dst = src.copy()
+    dst[3] = [-5.0, -5.0]  # the second triangle's corner passes over its opposite edge
+    triangles = np.array([[0, 1, 2], [1, 3, 2]])
+    assert folded(src, dst, triangles).tolist() == [False, True]
+
+
+def test_fill_holes_gives_each_empty_cell_its_nearest_triangle() -> None:
+    index_map = np.full((4, 6), -1, np.int32)
+    index_map[0, 0], index_map[3, 5] = 2, 9
+    filled = fill_holes(index_map)
+    assert filled[0, 1] == 2 and filled[1, 0] == 2 and filled[3, 4] == 9 and filled[2, 5] == 9
+    assert (filled >= 0).all()
+
+
+def test_a_smiles_own_teeth_stay_while_the_driver_keeps_its_mouth_shut(
+    astronaut_face: Avatar, closed_mouth_avatar: Avatar
+) -> None:
+    """The astronaut smiles with her teeth showing; a driver whose mouth is shut has no interior to lend, and
+    pasting its lips there made the grin a dark hole."""
+    driver = Frame(closed_mouth_avatar.image, 0, 0)
+    retargeter = Retargeter(RetargetConfig())
+    retargeter.set_avatar(astronaut_face.face)
+    retargeter(closed_mouth_avatar.face, driver)  # the driver's neutral: mouth shut
+    motion = retargeter(closed_mouth_avatar.face, driver)
+    out = warp_for(astronaut_face)(motion)
+    teeth = inner_mouth(astronaut_face.image, astronaut_face.face.landmarks)
+    assert teeth.sum() > 30
+    assert np.abs(out.astype(np.int16) - astronaut_face.image)[teeth].mean() < 3.0
+
+
+def test_a_greyscale_portrait_keeps_a_grey_mouth(astronaut_face: Avatar) -> None:
+    grey_image = cv2.cvtColor(cv2.cvtColor(astronaut_face.image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    grey_avatar = dataclasses.replace(astronaut_face, image=grey_image, mask=None)
+    driver_face = open_mouth(astronaut_face.face, 0.25)
+    driver_image = warp_for(astronaut_face)(motion_for(astronaut_face, driver_face))
+    cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], (40, 200, 60))  # green
+    out = warp_for(grey_avatar)(motion_for(grey_avatar, driver_face, Frame(driver_image, 0, 0)))
+    assert chroma(out).max() < 2.0  # 8-bit rounding only

@@ -48,6 +48,21 @@ def paint_index_map(
     return index_map
 
 
+def fill_holes(index_map: np.ndarray) -> np.ndarray:
+    """Cells that no triangle covers (−1) take the number of the nearest covered cell."""
+    holes = index_map < 0
+    if not holes.any() or holes.all():
+        return index_map
+    _, labels = cv2.distanceTransformWithLabels(
+        holes.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # Each covered cell is a zero pixel with its own label (numbered in raster order): map labels back to cells.
+    covered = index_map[~holes]
+    filled = index_map.copy()
+    filled[holes] = covered[labels[holes] - 1]
+    return filled
+
+
 def backward_map(index_map: np.ndarray, affines: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Source coordinates (in source pixels) for each cell of the index map, whose cells are `scale` pixels.
 
@@ -61,6 +76,13 @@ def backward_map(index_map: np.ndarray, affines: np.ndarray, scale: float) -> tu
     map_x = np.where(valid, a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2], xs)
     map_y = np.where(valid, a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2], ys)
     return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Signed area of each triangle (positive for one winding, negative for the other)."""
+    p = points[triangles][:, :, :2]
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    return 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
 
 
 def delaunay_inside(points: np.ndarray, polygon: np.ndarray, indices: np.ndarray) -> np.ndarray:

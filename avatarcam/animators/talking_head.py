@@ -18,6 +18,7 @@ import numpy as np
 
 from avatarcam.animators import register
 from avatarcam.animators.warp import WarpAnimator
+from avatarcam.colour import grey, is_greyscale
 from avatarcam.config import AnimatorConfig
 from avatarcam.talking.crops import CROP_SIZE, crop, draw_landmarks, face_box, feather, paste, to_tensor_layout
 from avatarcam.talking.runtime import FineTuned, TalkingHeadNet, portrait_dir
@@ -54,6 +55,7 @@ class TalkingHeadAnimator:
     def prepare(self, avatar: Avatar) -> None:
         self.warp.prepare(avatar)
         self.avatar = avatar
+        self._greyscale = is_greyscale(avatar.image)
         face = avatar.face
         box = face_box(face.landmarks)
         frame = to_tensor_layout(crop(avatar.image, box))
@@ -113,7 +115,14 @@ class TalkingHeadAnimator:
         drawing = to_tensor_layout(draw_landmarks(motion.landmarks, box))
         image, mask = self.net.generate(self._session, before, drawing, self._style)
         change = (mask * (image - before) * self._window * 127.5).transpose(1, 2, 0)
+        if self._greyscale:  # the generator learned colour faces: on a black-and-white photo it may only shade
+            change = grey(change)
         return paste(warped, np.ascontiguousarray(change), box)
+
+    @property
+    def last_folds(self) -> int:
+        """Triangles of the underlying warp turned over in the last frame (see WarpAnimator.last_folds)."""
+        return self.warp.last_folds
 
     def close(self) -> None:
         job, self._job = self._job, None

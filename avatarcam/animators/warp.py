@@ -18,9 +18,12 @@ from avatarcam.animators import register
 from avatarcam.animators.mesh import (
     backward_map,
     delaunay_inside,
+    fill_holes,
     paint_index_map,
+    signed_areas,
     triangle_affines,
 )
+from avatarcam.colour import grey, is_greyscale
 from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import fit_pose, from_canonical, to_canonical
@@ -38,6 +41,13 @@ HAIR_DEPTH = 0.3  # the rings lie this far behind the face's outline (canonical 
 OUTER_FOLLOW = 1.0  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
 RING_CLEARANCE = 0.3  # a ring point the face hides is moved this far (iod; twice for the outer ring) past the hull
+RING_EDGE_CLEARANCE = 1.0  # px past the moving outline at which a ring point it passes over rides along
+UNFOLD_PASSES = 30  # passes, at most, over the folded background triangles (one or two undo most folds)
+UNFOLD_AREA = 1.0  # px²: a folded triangle is opened to at least this area (or its rest area, if smaller)
+# The fixed frame stands this far (share of the image side) outside the image: a face that reaches the image's
+# edge then stretches that band instead of folding over the frame. The rings stop short of it.
+BORDER_OUTSET = 0.25
+RING_REACH = 0.2
 # The mouth interior's colour match: bounds on the lips' lightness and chroma ratios, avatar to driver. A dim or
 # grey estimate of the driver's lips must not blow the interior up; a grey portrait may take it all to grey.
 LIP_LIGHT_RANGE = (0.5, 2.0)
@@ -87,10 +97,10 @@ def lid_gaps(points: np.ndarray) -> list[float]:
     ]
 
 
-def border_points(size: int, per_side: int = 9) -> np.ndarray:
-    """Fixed points along the image border: the warp never moves the frame's edges."""
-    edge = np.linspace(0, size - 1, per_side)
-    zeros, last, inner = np.zeros_like(edge), np.full_like(edge, size - 1), edge[1:-1]
+def border_points(size: int, per_side: int = 9, outset: float = 0.0) -> np.ndarray:
+    """Fixed points along a square frame `outset` pixels outside the image's border."""
+    edge = np.linspace(-outset, size - 1 + outset, per_side)
+    zeros, last, inner = np.full_like(edge, -outset), np.full_like(edge, size - 1 + outset), edge[1:-1]
     return np.concatenate(
         [
             np.stack([edge, zeros], 1),
@@ -113,15 +123,21 @@ def push_outside(points: np.ndarray, polygon: np.ndarray, clearance: np.ndarray)
     if ((polygon - centre) @ normals.T).trace() < 0:  # orient the normals outwards whatever the winding
         normals = -normals
     limits = np.einsum("ij,ij->i", normals, polygon)  # inside: normal · x ≤ limit, for every edge
+    inside = np.all(points @ normals.T < limits, axis=1)
+    rays = points[inside] - centre
+    rays /= np.maximum(np.linalg.norm(rays, axis=1, keepdims=True), 1e-9)
+    speed = rays @ normals.T  # how fast each ray nears each edge's line
+    room = limits - normals @ centre
+    exits = np.where(speed > 1e-9, room / np.where(speed > 1e-9, speed, 1.0), np.inf).min(axis=1)
     moved = points.copy()
-    for i, p in enumerate(points):
-        if np.all(normals @ p < limits):
-            ray = p - centre
-            ray /= max(float(np.linalg.norm(ray)), 1e-9)
-            speed = normals @ ray
-            exits = (limits - normals @ centre)[speed > 1e-9] / speed[speed > 1e-9]
-            moved[i] = centre + ray * (exits.min() + clearance[i])
+    moved[inside] = centre + rays * (exits + clearance[inside])[:, None]
     return moved
+
+
+def _push_out_of_hull(points: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """`points` moved out of the convex hull of `others`, onto its edge (RING_EDGE_CLEARANCE past it)."""
+    hull = others[cv2.convexHull(others.astype(np.float32), returnPoints=False).ravel()]
+    return push_outside(points, hull, np.full(len(points), RING_EDGE_CLEARANCE))
 
 
 def match_lip_colour(interior: np.ndarray, driver_lip: np.ndarray, avatar_lip: np.ndarray) -> np.ndarray:
@@ -147,6 +163,18 @@ def _to_lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
 
 
+def folded(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Which triangles turn over from `src` to `dst` (their winding flips: drawn, they show their texture
+    mirrored); slivers under 0.05 px² on either side are left out."""
+    before, after = signed_areas(src, triangles), signed_areas(dst, triangles)
+    return (np.abs(before) > 0.05) & (np.abs(after) > 0.05) & (before * after < 0)
+
+
+def _mouth_open(points: np.ndarray) -> bool:
+    iod = float(np.linalg.norm(points[T.RIGHT_EYE_OUTER, :2] - points[T.LEFT_EYE_OUTER, :2]))
+    return _polygon_area(points[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
+
+
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3 - 2 * t)
@@ -160,6 +188,7 @@ def _polygon_area(points: np.ndarray) -> float:
 class WarpAnimator:
     name = "warp"
     status = ""
+    last_folds = 0  # triangles drawn mirror-inverted in the last frame (a fold: texture flipped over)
 
     def __init__(self, config: AnimatorConfig) -> None:
         self.config = config
@@ -176,14 +205,21 @@ class WarpAnimator:
         # lips stick out past the oval, and background triangles must not carry them (a ghost profile).
         outline = cv2.convexHull(lm[:N_LANDMARKS, :2].astype(np.float32), returnPoints=False).ravel()
         iod = float(np.linalg.norm(lm[T.RIGHT_EYE_OUTER, :2] - lm[T.LEFT_EYE_OUTER, :2]))
+        self._ring_box = (-RING_REACH * size, size - 1 + RING_REACH * size)
         ring_src = self._place_rings(canon, lm[outline, :2], iod, has_mask=avatar.mask is not None)
-        self._fixed = border_points(size)
+        self._fixed = border_points(size, outset=BORDER_OUTSET * size)
         self._src = np.concatenate([lm[:, :2], ring_src, self._fixed]).astype(np.float64)
         self._ring_slice = slice(N_LANDMARKS, N_LANDMARKS + len(ring_src))
+        self._is_ring = np.zeros(len(self._src), bool)
+        self._is_ring[self._ring_slice] = True
 
         # Background: Delaunay over the face outline, both rings and the border (covers the whole image).
+        self._outline = outline
         bg_ids = np.concatenate([outline, np.arange(N_LANDMARKS, len(self._src))])
-        self._background = bg_ids[Delaunay(self._src[bg_ids]).simplices].astype(np.int32)
+        background = bg_ids[Delaunay(self._src[bg_ids]).simplices].astype(np.int32)
+        # Triangles spanning the face's outline lie under the face mesh; where that shows nothing (a turned-over
+        # triangle left out), they would stretch the whole face across the gap.
+        self._background = background[(background >= N_LANDMARKS).any(axis=1)]
         eyes = [
             delaunay_inside(lm[ids, :2], lm[contour, :2], np.asarray(ids))
             for contour, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS), (T.LEFT_EYE, T.LEFT_IRIS))
@@ -193,20 +229,20 @@ class WarpAnimator:
         self._eye_gaps = lid_gaps(lm[:, :2])
         self._triangles = np.concatenate([self._background, self._face])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
+        self._greyscale = is_greyscale(avatar.image)
         # With a person mask the background stays exactly still: the warped person is laid over a clean plate.
         self._mask = avatar.mask
         self._plate = None
         if avatar.mask is not None:
             zone = np.zeros((size, size), np.float32)
-            outer_ring = ring_src[len(T.FACE_OVAL) :]
-            cv2.fillConvexPoly(zone, cv2.convexHull(np.round(outer_ring).astype(np.int32)), 1.0)
+            cv2.fillConvexPoly(zone, cv2.convexHull(np.round(self._outer_ring).astype(np.int32)), 1.0)
             # The face is person and is painted out of the plate even where the segmenter missed it (a profile's
             # nose against a dark background): else a copy of it stays behind when the head turns.
             face_area = np.zeros((size, size), np.float32)
             cv2.fillConvexPoly(face_area, np.round(lm[outline, :2]).astype(np.int32), 1.0)
             self._plate = clean_plate(avatar.image, np.maximum(avatar.mask, face_area), np.maximum(zone, face_area))
         # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
-        self._own_interior = _polygon_area(lm[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
+        self._own_interior = _mouth_open(lm)
 
     def _place_rings(self, canon: np.ndarray, outline: np.ndarray, iod: float, has_mask: bool) -> np.ndarray:
         """Sets the two rings around the head (canonical frame) and how much each point follows the head;
@@ -235,8 +271,15 @@ class WarpAnimator:
         # Behind a turned face the ring projects into it (the far cheek's hair lies behind the nose): such a point
         # would pin hair and background to the face. It moves out past the outline, and keeps that offset.
         clearance = np.repeat([RING_CLEARANCE * iod, 2 * RING_CLEARANCE * iod], len(oval))
-        self._ring_shift = push_outside(projected, outline, clearance) - projected
-        return projected + self._ring_shift
+        pushed = push_outside(projected, outline, clearance)
+        self._outer_ring = pushed[len(oval) :]
+        # A point off the image has nothing to carry, and crowded against the frame it would fold: left out.
+        kept = np.all((pushed >= 0) & (pushed <= self.avatar.size - 1), axis=1)
+        placed = np.clip(pushed[kept], *self._ring_box)
+        self._ring_canon, self._ring_follow = self._ring_canon[kept], self._ring_follow[kept]
+        self._outer = (np.arange(len(rings)) >= len(oval))[kept]
+        self._ring_shift = placed - projected[kept]
+        return placed
 
     def __call__(self, motion: Motion) -> np.ndarray:
         if self.avatar is None:
@@ -248,10 +291,18 @@ class WarpAnimator:
         affines, ok = triangle_affines(dst, self._src, self._triangles)
         depth = motion.landmarks[self._face, 2].mean(axis=1)
         n_bg = len(self._background)
+        # Far to near. A turned-over (back-facing) face triangle is not drawn: depth order alone let slivers of a
+        # turned cheek's back side show, mirrored, past its front (a torn cheek); the few cells that nothing else
+        # covers take their nearest drawn neighbour's map (the mouth's strip is the mouth fill's business).
+        back = folded(self._src, dst, self._face)
+        back[-len(self._mouth) :] = False
         order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])
-        order = order[ok[order]]
+        order = order[ok[order] & ~np.concatenate([np.zeros(n_bg, bool), back])[order]]
         # Grid cell i stands for output pixel (i + 0.5)·cell − 0.5, as cv2.resize assumes when it upsamples.
-        index_map = paint_index_map((grid, grid), (dst + 0.5) / cell - 0.5, self._triangles, order)
+        index_map = fill_holes(paint_index_map((grid, grid), (dst + 0.5) / cell - 0.5, self._triangles, order))
+        # The background's folds that remain (its ring could not give way) are counted; the mouth's strip is not.
+        shown = np.bincount(index_map[index_map >= 0], minlength=len(self._triangles))[:n_bg] > 0
+        self.last_folds = int(np.count_nonzero(shown & folded(self._src, dst, self._background)))
         map_x, map_y = backward_map(index_map, affines, cell)
         map_x, map_y = self._smooth_background(map_x, map_y, index_map >= n_bg, cell)
         if grid != size:
@@ -289,8 +340,43 @@ class WarpAnimator:
         ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2] + self._ring_shift
         ring_src = self._src[self._ring_slice]
         ring = ring_src + (ring_now - ring_src) * self._ring_follow
+        # The face moves further than its rings where they follow it only partly (the neck), and the inner ring
+        # further than the outer one (the shoulders): a ring point that the face's outline, or the inner ring,
+        # passes over rides on its edge instead, else hair folds over the cheek.
+        inner, outer = ~self._outer, self._outer
+        ring[inner] = _push_out_of_hull(ring[inner], landmarks[self._outline, :2])
+        ring[outer] = _push_out_of_hull(ring[outer], np.concatenate([landmarks[self._outline, :2], ring[inner]]))
+        ring = np.clip(ring, *self._ring_box)
         points = irises_follow_lids(landmarks[:, :2], self._eye_gaps)
-        return np.concatenate([points, ring, self._fixed])
+        dst = np.concatenate([points, ring, self._fixed])
+        self._unfold_rings(dst)
+        return dst
+
+    def _unfold_rings(self, dst: np.ndarray) -> None:
+        """Moves ring points, as little as it takes, until no background triangle turns over: a folded one shows
+        hair or background mirrored (a tear beside the head, a halo above it). Each pass moves the ring corners of
+        every folded triangle along the gradient of its area to a sliver of its own winding; the move grows from
+        zero with the fold, so nothing jumps between frames."""
+        tris = self._background
+        rest = signed_areas(self._src, tris)
+        goal = np.sign(rest) * np.minimum(np.abs(rest), UNFOLD_AREA)
+        for _ in range(UNFOLD_PASSES):
+            short = np.flatnonzero((np.abs(rest) > 0.05) & (signed_areas(dst, tris) * np.sign(rest) < np.abs(goal)))
+            if not len(short):
+                return
+            for t in short:
+                corners = tris[t]
+                p = dst[corners]
+                # d(area)/d(corner i) = ½ · the opposite edge turned a quarter: (y_j − y_k, x_k − x_j).
+                j, k = p[[1, 2, 0]], p[[2, 0, 1]]
+                grad = 0.5 * np.stack([j[:, 1] - k[:, 1], k[:, 0] - j[:, 0]], axis=1)
+                grad[~self._is_ring[corners]] = 0.0
+                norm = float((grad * grad).sum())
+                if norm < 1e-12:
+                    continue
+                area = 0.5 * ((p[1, 0] - p[0, 0]) * (p[2, 1] - p[0, 1]) - (p[2, 0] - p[0, 0]) * (p[1, 1] - p[0, 1]))
+                dst[corners] += grad * (goal[t] - area) / norm
+            dst[self._ring_slice] = np.clip(dst[self._ring_slice], *self._ring_box)  # never out to the fixed frame
 
     @staticmethod
     def _mean_lip_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -310,12 +396,12 @@ class WarpAnimator:
     def _fill_mouth(self, out: np.ndarray, motion: Motion, dst: np.ndarray) -> None:
         """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
         inner = dst[T.INNER_LIPS]
-        iod = float(np.linalg.norm(dst[T.RIGHT_EYE_OUTER] - dst[T.LEFT_EYE_OUTER]))
-        if _polygon_area(inner) < OPEN_MOUTH_AREA * iod * iod:
+        if not _mouth_open(dst):
             return
         face = motion.driver_face
-        if (motion.driver is None or face is None) and self._own_interior:
-            return
+        driver_open = face is not None and motion.driver is not None and _mouth_open(face.landmarks[:, :2])
+        if not driver_open and self._own_interior:
+            return  # a smile's own teeth, stretched: a driver with its mouth shut has no interior to lend
         h, w = out.shape[:2]
         x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
         x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + 3
@@ -326,7 +412,7 @@ class WarpAnimator:
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillPoly(mask, [np.round(local[T.INNER_LIPS] * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         region = out[y0:y1, x0:x1]
-        if motion.driver is not None and face is not None:
+        if driver_open:
             driver_lm = face.landmarks[:, :2].astype(np.float64)
             affines, ok = triangle_affines(local, driver_lm, self._mouth)
             order = np.flatnonzero(ok)
@@ -336,6 +422,8 @@ class WarpAnimator:
             interior = cv2.remap(motion.driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             driver_lip = self._mean_lip_colour(motion.driver.image, driver_lm)
             interior = match_lip_colour(interior, driver_lip, self._lip_colour)
+            if self._greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
+                interior = grey(interior)
         else:
             interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0

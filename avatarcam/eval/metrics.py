@@ -17,6 +17,9 @@ from typing import Any, Self
 import cv2
 import numpy as np
 
+from avatarcam.colour import chroma, is_greyscale, to_lab
+from avatarcam.tracking import topology as T
+
 FRAME_SIZE = 256
 SIGNALS = ("mouth", "eyes", "yaw", "pitch")
 # Driver std below which a signal does not move enough for a correlation to mean anything (EVAL.md).
@@ -25,6 +28,13 @@ ID_EVERY = 10
 # Identical frames have MSE 0; flooring it keeps PSNR finite so means stay usable (caps PSNR at 100 dB).
 MSE_FLOOR = 1e-10
 _FLAT_STD = 1e-9
+# "What a person sees" (EVAL.md): worst blocks, mouth colour and greyscale, all in OpenCV's 8-bit Lab.
+BLOCK = 8  # P99F block side, pixels at 256²
+BLOCK_INSIDE = 0.5  # a block counts when at least this share of it lies inside the face hull
+MOUTH_OPEN_IOD = 0.06  # a mouth is open when |p13 - p14| >= this many iod
+GRAY_EVERY = 5  # GRAYC looks at every 5th frame
+# EVAL.md lists the inner-lip polygon from 78 round the other way; the same polygon, so the topology's is reused.
+INNER_LIPS = T.INNER_LIPS
 
 _EVAL_EXTRA_MSG = "identity metric needs the eval extra: pip install 'avatarcam[eval]'"
 
@@ -174,20 +184,89 @@ def _mean_or_nan(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else math.nan
 
 
+def hull_mask(shape: tuple[int, ...], lm: np.ndarray) -> np.ndarray:
+    """Boolean mask of the convex hull of the landmarks (the face, as EVAL.md defines it)."""
+    mask = np.zeros(shape[:2], dtype=np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
 def _pixel_metrics(
     outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray], truth_lm: Landmarks
 ) -> dict[str, float]:
-    l1, l1_face, psnr = [], [], []
+    l1, l1_face, psnr, p99f = [], [], [], []
     for out, truth, lm in zip(outputs, truths, truth_lm, strict=False):
         diff = np.abs(out.astype(np.float64) - truth.astype(np.float64)) / 255.0
         l1.append(float(diff.mean()))
         psnr.append(10.0 * math.log10(1.0 / max(float(np.mean(diff**2)), MSE_FLOOR)))
         if lm is not None:
-            mask = np.zeros(truth.shape[:2], dtype=np.uint8)
-            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm).astype(np.int32)), 1)
+            mask = hull_mask(truth.shape, lm)
             if mask.any():
-                l1_face.append(float(diff[mask.astype(bool)].mean()))
-    return {"L1": _mean_or_nan(l1), "L1F": _mean_or_nan(l1_face), "PSNR": _mean_or_nan(psnr)}
+                l1_face.append(float(diff[mask].mean()))
+            worst = worst_face_blocks(out, truth, mask)
+            if not math.isnan(worst):
+                p99f.append(worst)
+    return {
+        "L1": _mean_or_nan(l1),
+        "L1F": _mean_or_nan(l1_face),
+        "PSNR": _mean_or_nan(psnr),
+        "P99F": _mean_or_nan(p99f),
+    }
+
+
+def worst_face_blocks(out: np.ndarray, truth: np.ndarray, face: np.ndarray) -> float:
+    """P99F of one frame: the 99th percentile, over the BLOCK² blocks at least half inside `face`, of the block's
+    mean |output - truth|. The difference is in 8-bit Lab units (0-255 per channel), averaged over L, a and b, so
+    a false colour counts as much as a wrong lightness. NaN when no block is inside the face."""
+    h, w = face.shape
+    grid = (h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+    diff = np.abs(to_lab(out) - to_lab(truth)).mean(axis=2)
+    block_diff = diff[: grid[0] * BLOCK, : grid[2] * BLOCK].reshape(grid).mean(axis=(1, 3))
+    inside = face[: grid[0] * BLOCK, : grid[2] * BLOCK].reshape(grid).mean(axis=(1, 3)) >= BLOCK_INSIDE
+    return float(np.percentile(block_diff[inside], 99)) if inside.any() else math.nan
+
+
+def _mouth_open(lm: np.ndarray) -> bool:
+    return float(np.linalg.norm(lm[13] - lm[14])) >= MOUTH_OPEN_IOD * float(np.linalg.norm(lm[33] - lm[263]))
+
+
+def _mean_mouth_ab(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
+    """Mean (a, b) inside the inner-lip polygon, or None when the polygon covers no pixel."""
+    mask = np.zeros(image.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(lm[INNER_LIPS]).astype(np.int32)], 1)
+    if not mask.any():
+        return None
+    return to_lab(image)[mask.astype(bool)][:, 1:].mean(axis=0)
+
+
+def mouth_colour(
+    outputs: Sequence[np.ndarray], output_lm: Landmarks, driver: Sequence[np.ndarray], driver_lm: Landmarks
+) -> dict[str, float]:
+    """MOUTHC (mean) and MOUTHC_MAX (95th percentile) of the (a, b) distance between the output's and the
+    driver's mouth interiors, over frames where both mouths are open; NaN when none is."""
+    distances = []
+    for out, o_lm, drv, d_lm in zip(outputs, output_lm, driver, driver_lm, strict=True):
+        if o_lm is None or d_lm is None or not (_mouth_open(o_lm) and _mouth_open(d_lm)):
+            continue
+        o_ab, d_ab = _mean_mouth_ab(out, o_lm), _mean_mouth_ab(drv, d_lm)
+        if o_ab is not None and d_ab is not None:
+            distances.append(float(np.linalg.norm(o_ab - d_ab)))
+    return {
+        "MOUTHC": _mean_or_nan(distances),
+        "MOUTHC_MAX": float(np.percentile(distances, 95)) if distances else math.nan,
+    }
+
+
+def grey_kept(outputs: Sequence[np.ndarray], output_lm: Landmarks) -> float:
+    """GRAYC: the worst, over every GRAY_EVERY-th output frame with a face, of the 99th-percentile chroma inside
+    the output's face hull; NaN when none of them has a face."""
+    values = []
+    for i in range(0, len(outputs), GRAY_EVERY):
+        lm = output_lm[i]
+        face = hull_mask(outputs[i].shape, lm) if lm is not None else None
+        if face is not None and face.any():
+            values.append(float(np.percentile(chroma(outputs[i])[face], 99)))
+    return max(values) if values else math.nan
 
 
 def _akd(output_lm: Landmarks, truth_lm: Landmarks) -> float:
@@ -206,6 +285,12 @@ def _jitter(lms: Landmarks) -> float:
         if prev is not None and cur is not None and nxt is not None:
             values.append(float(np.linalg.norm(nxt - 2.0 * cur + prev, axis=1).mean()))
     return _mean_or_nan(values)
+
+
+def normalized_jitter(lms: Landmarks) -> float:
+    """JITN: jitter over the sequence's mean inter-ocular distance (points 33-263), x100."""
+    iods = [float(np.linalg.norm(lm[33] - lm[263])) for lm in lms if lm is not None]
+    return 100.0 * _jitter(lms) / float(np.mean(iods)) if iods else math.nan
 
 
 def motion_correlations(driver_lm: Landmarks, output_lm: Landmarks) -> dict[str, float]:
@@ -254,7 +339,9 @@ def score_clip(
     landmarks: StaticLandmarks,
     identity: IdentityEmbedder | None = None,
 ) -> dict[str, float]:
-    """Metrics of one clip: self-reenactment when truths are given (they are the driver), else cross-reenactment."""
+    """Metrics of one clip: self-reenactment when truths are given (they are the driver), else cross-reenactment.
+    The source (`portrait`, or in self-reenactment the first truth) decides between MOUTHC (a colour source) and
+    GRAYC (a greyscale one): only the one that applies is in the result."""
     if truths is not None:
         if len(truths) != len(outputs):
             raise ValueError(f"{len(outputs)} outputs but {len(truths)} ground-truth frames")
@@ -284,16 +371,28 @@ def score_clip(
     scores["miss"] = sum(lm is None for lm in output_lm) / len(outputs) if outputs else math.nan
     scores["JIT"] = _jitter(output_lm)
     scores["JIT_D"] = _jitter(driver_lm)
+    scores["JITN"] = normalized_jitter(output_lm)
+    scores["JITN_D"] = normalized_jitter(driver_lm)
+    source = portrait if truths is None else truths[0]
+    if source is not None and is_greyscale(source):
+        scores["GRAYC"] = grey_kept(outputs, output_lm)
+    elif source is not None:
+        scores.update(mouth_colour(outputs, output_lm, driver, driver_lm))
     return scores
 
 
+# Counts that add up over an eval rather than average (frames with a fold, folded triangles).
+SUMMED = ("FOLDS", "FOLDS_T")
+
+
 def aggregate(per_clip: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over the clips where it is defined, and how many clips each correlation rests on."""
+    """Mean of each metric over the clips where it is defined (the total for SUMMED counts), and how many clips
+    each correlation rests on."""
     keys = list(dict.fromkeys(key for clip in per_clip for key in clip))
     result: dict[str, float] = {"n_clips": float(len(per_clip))}
     for key in keys:
         values = [clip[key] for clip in per_clip if key in clip and not math.isnan(clip[key])]
-        result[key] = _mean_or_nan(values)
+        result[key] = (float(sum(values)) if values else math.nan) if key in SUMMED else _mean_or_nan(values)
         if key.startswith("corr_"):
             result[f"n_{key}"] = float(len(values))
     return result
@@ -313,6 +412,14 @@ TABLE_COLUMNS = (
     ("miss", "miss"),
     ("JIT", "JIT"),
     ("JIT_D", "JIT_D"),
+    ("JITN", "JITN"),
+    ("JITN_D", "JITN_D"),
+    ("P99F", "P99F"),
+    ("MOUTHC", "MOUTHC"),
+    ("MOUTHC_MAX", "MOUTHC_MAX"),
+    ("GRAYC", "GRAYC"),
+    ("FOLDS", "FOLDS"),
+    ("FOLDS_T", "FOLDS_T"),
 )
 
 

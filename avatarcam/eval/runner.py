@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from avatarcam.tracking.geometry import euler_degrees
 from avatarcam.types import Avatar, Frame
 
 log = logging.getLogger(__name__)
+WORST_METRICS = ("P99F", "MOUTHC_MAX", "GRAYC")  # results.md lists the clips that score worst on each
+WORST_COUNT = 5
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
 # Clips whose first frame is turned further than this are also scored apart: a warp cannot show the side such a
 # source hides, and one of them can move a mean more than any change to the animator.
@@ -53,7 +57,27 @@ class EvalReport:
                 "",
                 *_tables(self.frontal_self_rows, self.frontal_cross_rows),
             ]
+        worst = worst_cases(self.per_clip)
+        if worst:
+            parts += ["", "Worst cases (animators only; clip, or clip → portrait in cross-reenactment)", "", *worst]
         return "\n".join(parts)
+
+
+def worst_cases(per_clip: Sequence[dict], count: int = WORST_COUNT) -> list[str]:
+    """One line per WORST_METRICS metric: the `count` animator clips (or clip → portrait pairs) that score highest;
+    the static baseline is left out (it is worst by design)."""
+    lines = []
+    for metric in WORST_METRICS:
+        rows = [r for r in per_clip if r.get("method") != "static" and not math.isnan(r.get(metric, math.nan))]
+        rows.sort(key=lambda r: -r[metric])
+        cases = [
+            f"{r['clip']}{' → ' + r['portrait'] if 'portrait' in r else ''} ({r['method']}, {r['mode']}) "
+            f"{r[metric]:.1f}"
+            for r in rows[:count]
+        ]
+        if cases:
+            lines.append(f"- {metric}: " + "; ".join(cases))
+    return lines
 
 
 def _tables(self_rows: dict[str, dict[str, float]], cross_rows: dict[str, dict[str, float]]) -> list[str]:
@@ -75,12 +99,38 @@ def aggregate_methods(scores: dict[str, list[dict]], keep: list[bool] | None = N
     return {name: aggregate(rows) for name, rows in rows_kept.items() if rows}
 
 
-def animate(config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float) -> list[np.ndarray]:
+def fold_count(animator: object) -> int | None:
+    """Triangles the animator drew turned over in its last frame: the warp's `last_folds`, or that of the warp an
+    animator wraps (the talking head's `warp`); None when it keeps no such counter."""
+    for candidate in (animator, getattr(animator, "warp", None)):
+        folds = getattr(candidate, "last_folds", None)
+        if isinstance(folds, int | np.integer):  # a NumPy count is as good; anything else is no counter
+            return int(folds)
+    return None
+
+
+def animate_with_folds(
+    config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float
+) -> tuple[list[np.ndarray], list[int | None]]:
+    """The animator's frames (through the live stages) and its fold count after each one."""
     stages = FrameStages(config, avatar)
+    frames, folds = [], []
     try:
-        return [stages(Frame(image, int(i * 1e9 / fps), i)) for i, image in enumerate(drivers)]
+        for i, image in enumerate(drivers):
+            frames.append(stages(Frame(image, int(i * 1e9 / fps), i)))
+            folds.append(fold_count(stages.animator))
+        return frames, folds
     finally:
         stages.close()
+
+
+def fold_scores(folds: Sequence[int | None]) -> dict[str, float]:
+    """FOLDS: frames in which the animator reported a fold; FOLDS_T: folded triangles over all of them. NaN for
+    an animator with no counter (the static baseline, the face swap)."""
+    known = [f for f in folds if f is not None]
+    if not known:
+        return {"FOLDS": math.nan, "FOLDS_T": math.nan}
+    return {"FOLDS": float(sum(f > 0 for f in known)), "FOLDS_T": float(sum(known))}
 
 
 def at_eval_size(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -90,13 +140,33 @@ def at_eval_size(frames: list[np.ndarray]) -> list[np.ndarray]:
 
 def reenact(
     config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float, animators: list[str], still: np.ndarray
-) -> dict[str, list[np.ndarray]]:
-    """The static baseline (`still` on every frame) and each animator's frames, keyed by method."""
-    outputs = {"static": [still] * len(drivers)}
+) -> tuple[dict[str, list[np.ndarray]], dict[str, dict[str, float]]]:
+    """The static baseline (`still` on every frame) and each animator's frames, keyed by method, and each
+    method's fold_scores."""
+    outputs: dict[str, list[np.ndarray]] = {"static": [still] * len(drivers)}
+    folds = {"static": fold_scores([])}
     for name in animators:
         config.animator.name = name
-        outputs[name] = animate(config, avatar, drivers, fps)
-    return outputs
+        outputs[name], per_frame = animate_with_folds(config, avatar, drivers, fps)
+        folds[name] = fold_scores(per_frame)
+    return outputs, folds
+
+
+def load_portraits(folders: Sequence[str | Path], size: int) -> list[Avatar]:
+    """The portraits of every folder that can be animated. One folder keeps its sorted order (so cross pairs stay
+    as they always were); several are interleaved (a1, b1, a2, b2, ...) so that even a short clip list drives
+    portraits from each folder."""
+    per_folder: list[list[Avatar]] = []
+    for folder in folders:
+        loaded = []
+        for path in list_avatars(folder):
+            try:
+                loaded.append(load_avatar(path, size))
+            except AvatarError as exc:
+                log.info("portrait skipped: %s", exc)
+        per_folder.append(loaded)
+    longest = max((len(f) for f in per_folder), default=0)
+    return [f[i] for i in range(longest) for f in per_folder if i < len(f)]
 
 
 def list_clips(folder: str | Path, only: str | Path | None = None) -> list[Path]:
@@ -118,7 +188,7 @@ def run_eval(
     config: Config,
     clips_dir: str | Path,
     animators: list[str],
-    portraits_dir: str | Path | None = None,
+    portraits_dir: str | Path | Sequence[str | Path] | None = None,
     frames: int = 100,
     size: int = 256,
     limit: int | None = None,
@@ -128,14 +198,12 @@ def run_eval(
     finetune: bool = False,
 ) -> EvalReport:
     """Scores each animator and the static baseline; writes results.md, per_clip.json and side-by-sides.
+    `portraits_dir` is one folder or several (see load_portraits); clip k drives portrait k mod their number.
     With `finetune`, the talking head is first fine-tuned on every source portrait (cached), as `run` does."""
     clips = list_clips(clips_dir, only)[:limit]
-    portraits: list[Avatar] = []
-    for path in list_avatars(portraits_dir) if portraits_dir else []:
-        try:
-            portraits.append(load_avatar(path, size))
-        except AvatarError as exc:
-            log.info("portrait skipped: %s", exc)
+    if isinstance(portraits_dir, str | Path):
+        portraits_dir = [portraits_dir]
+    portraits = load_portraits(portraits_dir or [], size)
     identity = IdentityEmbedder() if IdentityEmbedder.available() else None
     if identity is None:
         log.warning("identity metric off: install the eval extra (pip install 'avatarcam[eval]')")
@@ -161,11 +229,12 @@ def run_eval(
             report.turned.append(clip.name)
         if finetune and "talking-head" in animators:
             ensure_finetuned(avatar)
-        outputs = reenact(config, avatar, originals, fps, animators, still=truths[0])
+        outputs, folds = reenact(config, avatar, originals, fps, animators, still=truths[0])
         for name, frames_out in outputs.items():
             scores = score_clip(
                 at_eval_size(frames_out), truths=at_eval_size(truths), landmarks=landmarks, identity=identity
             )
+            scores.update(folds[name])
             self_scores[name].append(scores)
             report.per_clip.append(
                 {"clip": clip.name, "first_frame_yaw": round(yaw, 1), "mode": "self", "method": name, **scores}
@@ -175,7 +244,7 @@ def run_eval(
             portrait = portraits[k % len(portraits)]
             if finetune and "talking-head" in animators:
                 ensure_finetuned(portrait)
-            cross_out = reenact(config, portrait, originals, fps, animators, still=portrait.image)
+            cross_out, cross_folds = reenact(config, portrait, originals, fps, animators, still=portrait.image)
             for name, frames_out in cross_out.items():
                 scores = score_clip(
                     at_eval_size(frames_out),
@@ -184,6 +253,7 @@ def run_eval(
                     landmarks=landmarks,
                     identity=identity,
                 )
+                scores.update(cross_folds[name])
                 cross_scores[name].append(scores)
                 report.per_clip.append(
                     {

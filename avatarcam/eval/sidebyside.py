@@ -13,7 +13,7 @@ _LABEL_HEIGHT = 24
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _label(name: str, width: int) -> np.ndarray:
+def label_strip(name: str, width: int) -> np.ndarray:
     strip = np.zeros((_LABEL_HEIGHT, width, 3), dtype=np.uint8)
     # Shrink long names so they stay inside their own column.
     scale = 0.5
@@ -31,7 +31,7 @@ def side_by_side(columns: dict[str, list[np.ndarray]], frame_indices: list[int],
     stacks = []
     for name, frames in columns.items():
         tiles = [square_crop(frames[i], tile) if 0 <= i < len(frames) else blank for i in frame_indices]
-        stacks.append(np.vstack([_label(name, tile), *tiles]))
+        stacks.append(np.vstack([label_strip(name, tile), *tiles]))
     return np.hstack(stacks)
 
 

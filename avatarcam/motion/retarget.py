@@ -50,6 +50,14 @@ def eye_gap(shape: np.ndarray, upper: list[int], lower: list[int]) -> float:
     return float(np.mean(shape[lower, 1] - shape[upper, 1]))
 
 
+def _ease_into(move: float, room: float) -> float:
+    """`move` (px) as it is up to half the `room`, then easing smoothly (tanh) to a stop at the room's end."""
+    knee = room / 2
+    if abs(move) <= knee:
+        return move
+    return float(np.sign(move) * (knee + knee * np.tanh((abs(move) - knee) / max(knee, 1e-9))))
+
+
 class _Reference:
     """The driver's neutral: pose and canonical shape when the reference was taken."""
 
@@ -71,11 +79,19 @@ class Retargeter:
         self._last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
         self._lost_since: float | None = None
         self._lower_face = lower_face_indices()
+        self._room: np.ndarray | None = None
 
-    def set_avatar(self, face: Face) -> None:
+    def set_avatar(self, face: Face, size: int | None = None) -> None:
+        """`size`: the avatar image's side, when its head must stay inside it."""
         self._avatar_face = face
         lm = face.landmarks.astype(np.float64)
         self._avatar_shape = to_canonical(lm, face.scale, face.rotation, face.translation)
+        self._room = None
+        if size is not None:
+            # How far the face can move each way (−x, −y, +x, +y) before it reaches the margin.
+            margin = self.config.frame_margin * size
+            low, high = lm[:, :2].min(axis=0), lm[:, :2].max(axis=0)
+            self._room = np.maximum(np.concatenate([low - margin, size - 1 - margin - high]), 0.0)
 
     def reset_reference(self) -> None:
         """The next tracked face becomes the driver's neutral."""
@@ -89,7 +105,7 @@ class Retargeter:
         if self._avatar_face is None:
             raise RuntimeError("Retargeter.set_avatar() must be called before use")
         t = frame.timestamp_ns * 1e-9 if frame is not None else 0.0
-        if face is None:
+        if face is None or (frame is not None and self._cut_by_edge(face, frame)):
             return self._lost(t, frame)
         self._lost_since = None
         if self._reference is None:
@@ -174,11 +190,21 @@ class Retargeter:
         rel = self._limit(cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3, 1))[0])
         rot = rel @ av.rotation
         scale = av.scale * float(np.exp(log_s))
-        trans = av.translation + dtrans * av.scale
+        shift = np.array(dtrans, dtype=np.float64) * av.scale
+        if self._room is not None:
+            shift[:2] = [_ease_into(v, self._room[i + 2] if v > 0 else self._room[i]) for i, v in enumerate(shift[:2])]
+        trans = av.translation + shift
         # Rotate about the avatar's own head centre (canonical origin), not the image origin.
         shape = self._avatar_shape + dshape
         landmarks = from_canonical(shape, scale, rot, trans).astype(np.float32)
         return Motion(landmarks, rot, expression_signals(landmarks), frame, face, tracked)
+
+    def _cut_by_edge(self, face: Face, frame: Frame) -> bool:
+        """The driver's face is partly out of its camera's view (sliding out): what is left of it is no pose."""
+        h, w = frame.image.shape[:2]
+        xy = face.landmarks[:, :2]
+        outside = (xy[:, 0] < 0) | (xy[:, 0] > w - 1) | (xy[:, 1] < 0) | (xy[:, 1] > h - 1)
+        return float(outside.mean()) > self.config.edge_lost_share
 
     def _limit(self, rel: np.ndarray) -> np.ndarray:
         cfg = self.config
