@@ -20,7 +20,7 @@ from avatarcam.animators.warp import (
     match_lip_colour,
     push_outside,
 )
-from avatarcam.colour import chroma
+from avatarcam.colour import chroma, to_lab
 from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.motion.retarget import Retargeter
 from avatarcam.tracking import topology as T
@@ -263,14 +263,14 @@ def test_push_outside_moves_only_the_points_inside() -> None:
     assert np.allclose(push_outside(points, np.insert(square, 1, square[0], axis=0), clearance), moved)  # a repeat
 
 
-def test_the_driver_interior_takes_the_avatar_palette() -> None:
-    lipstick, grey_lips = np.array([200.0, 60.0, 70.0]), np.array([85.0, 88.0, 84.0])
+def test_the_driver_interior_takes_the_avatar_light_and_keeps_its_colours() -> None:
+    lipstick, dark_lips = np.array([200.0, 60.0, 70.0]), np.array([100.0, 40.0, 45.0])
     teeth, tongue = np.array([225.0, 215.0, 200.0]), np.array([150.0, 50.0, 60.0])
     interior = np.stack([lipstick, teeth, tongue])[None]  # (1, 3, 3): one row of pixels
-    out = match_lip_colour(interior, lipstick, grey_lips)[0]
-    assert np.abs(out[0] - grey_lips).max() < 3  # the driver's lip colour lands on the avatar's
-    chroma = out.max(axis=1) - out.min(axis=1)
-    assert chroma[1] < 12 and chroma[2] < 12  # teeth and tongue come out grey, like the portrait, and untinted
+    out = match_lip_colour(interior, lipstick, dark_lips)[0]
+    lab_in, lab_out = to_lab(interior.astype(np.uint8))[0], to_lab(out[None].astype(np.uint8))[0]
+    assert np.all(lab_out[:, 0] < 0.8 * lab_in[:, 0])  # the avatar's darker light
+    assert np.abs(lab_out[:, 1:] - lab_in[:, 1:]).max() < 8  # the driver's own colours: no tinted teeth
     assert out[1].mean() > 2 * out[2].mean()  # still teeth against a darker tongue: the interior keeps its detail
     # The same lips on both sides (the same face) leave the interior as it is.
     assert np.abs(match_lip_colour(interior, lipstick, lipstick) - interior).max() < 1

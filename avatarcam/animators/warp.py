@@ -48,10 +48,9 @@ UNFOLD_AREA = 1.0  # px²: a folded triangle is opened to at least this area (or
 # edge then stretches that band instead of folding over the frame. The rings stop short of it.
 BORDER_OUTSET = 0.25
 RING_REACH = 0.2
-# The mouth interior's colour match: bounds on the lips' lightness and chroma ratios, avatar to driver. A dim or
-# grey estimate of the driver's lips must not blow the interior up; a grey portrait may take it all to grey.
+# The mouth interior's light match: bounds on the lips' lightness ratio, avatar to driver (a dim estimate of the
+# driver's lips must not blow the interior up).
 LIP_LIGHT_RANGE = (0.5, 2.0)
-LIP_CHROMA_RANGE = (0.0, 1.5)
 
 
 def mouth_triangles() -> np.ndarray:
@@ -141,18 +140,13 @@ def _push_out_of_hull(points: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def match_lip_colour(interior: np.ndarray, driver_lip: np.ndarray, avatar_lip: np.ndarray) -> np.ndarray:
-    """The driver's mouth interior (float RGB) in the avatar's palette, anchored on the two mean lip colours. In
-    Lab, lightness scales by the lips' ratio (the light), and the colour plane turns and scales so that the
-    driver's lip colour lands on the avatar's: red lipstick on a grey film still turns grey, while teeth, near
-    the neutral point, stay neutral (per-channel gains tinted them cyan)."""
+    """The driver's mouth interior (float RGB) in the avatar's light: in Lab, lightness scales by the ratio of the
+    two mean lip lightnesses; the colour plane stays the driver's. Turning it onto the avatar's lip hue went
+    wrong wherever those lips have little colour (grey, tinted or low-resolution portraits: cyan or green teeth,
+    a magenta tongue); a greyscale portrait takes the interior to grey instead (see WarpAnimator)."""
     lab = _to_lab(interior)
     driver, avatar = _to_lab(driver_lip), _to_lab(avatar_lip)
     lab[..., 0] *= np.clip(avatar[0] / max(float(driver[0]), 1.0), *LIP_LIGHT_RANGE)
-    driver_hue, avatar_hue = complex(*driver[1:]), complex(*avatar[1:])
-    turn = avatar_hue / driver_hue if abs(driver_hue) > 1.0 else 1.0 + 0j
-    turn *= np.clip(abs(turn), *LIP_CHROMA_RANGE) / max(abs(turn), 1e-6)
-    plane = (lab[..., 1] + 1j * lab[..., 2]) * turn
-    lab[..., 1], lab[..., 2] = plane.real, plane.imag
     rgb = cv2.cvtColor(lab.reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(lab.shape)
     return np.clip(rgb * 255.0, 0, 255)
 
