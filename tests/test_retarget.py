@@ -308,3 +308,25 @@ def test_a_face_cut_by_the_camera_edge_is_lost_and_held(astronaut_face: Avatar) 
     motion = retargeter(leaving, Frame(frame.image, int(0.1e9)))
     assert not motion.tracked
     assert max_error(motion.landmarks, astronaut_face.face.landmarks) < TINY  # held where it was
+
+
+def test_the_lashes_come_down_with_a_closing_lid(astronaut_face: Avatar) -> None:
+    """The detector keeps the rings above the lid still in a blink; left so, the lashes between them stretched
+    down over the closed eye."""
+    from avatarcam.motion.retarget import EYE_LIDS, LID_RINGS
+
+    retargeter = make_retargeter(astronaut_face)
+    face = astronaut_face.face
+    retargeter(face, at(0.0))
+
+    def canonical(landmarks: np.ndarray) -> np.ndarray:
+        landmarks = landmarks.astype(np.float64)
+        return to_canonical(landmarks, *fit_pose(landmarks))
+
+    shut, rest = canonical(retargeter(close_eyes(face, 1.0), at(0.5)).landmarks), canonical(face.landmarks)
+    for side, (upper, _) in EYE_LIDS.items():
+        lid_drop = shut[upper, 1] - rest[upper, 1]
+        assert lid_drop.max() > 0.05
+        lashes, skin = LID_RINGS[side]
+        assert np.all(shut[lashes, 1] - rest[lashes, 1] > 0.6 * lid_drop - 0.01)  # the lashes move down with it
+        assert np.all(shut[skin, 1] - rest[skin, 1] > 0.3 * lid_drop - 0.01)  # the lid's skin above, less

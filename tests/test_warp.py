@@ -25,6 +25,7 @@ from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.motion.retarget import Retargeter
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.tracking.segmentation import push_pull
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Avatar, Face, Frame, Motion
 
@@ -370,3 +371,30 @@ def test_a_greyscale_portrait_keeps_a_grey_mouth(astronaut_face: Avatar) -> None
     cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], (40, 200, 60))  # green
     out = warp_for(grey_avatar)(motion_for(grey_avatar, driver_face, Frame(driver_image, 0, 0)))
     assert chroma(out).max() < 2.0  # 8-bit rounding only
+
+
+def test_push_pull_fills_a_hole_smoothly_from_its_surroundings() -> None:
+    """A hole between a red and a blue background fills with a blend of them and no streaks (Telea's boundary
+    inpainting drew bright radial fans from a hole's rim)."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, :32], image[:, 32:] = (200, 30, 30), (30, 30, 200)
+    image[:2, 20:44] = 255  # a bright rim on the hole's top edge, as a bald head against the frame's top
+    known = np.ones((64, 64), np.float32)
+    known[2:50, 16:48] = 0.0
+    filled = push_pull(image, known).astype(np.float32)
+    hole = filled[10:50, 18:46]
+    assert hole[..., 1].max() < 90  # the rim does not stream down into the hole
+    assert hole[:, :4, 0].mean() > hole[:, -4:, 0].mean() + 60  # red on the left, blue on the right
+    assert np.abs(np.diff(hole, axis=0)).max() < 20  # smooth down the hole: no streaks (Telea: 50)
+    assert np.array_equal(filled[known > 0], image[known > 0].astype(np.float32))
+
+
+def test_a_shut_eye_is_a_lash_line_without_white_specks(astronaut_face: Avatar) -> None:
+    motion = motion_for(astronaut_face, close_eyes(astronaut_face.face, 1.0))
+    animator = warp_for(astronaut_face)
+    out = animator(motion)
+    lash_light = max(float(np.mean(colour)) for colour in animator._lash_colours)
+    for contour in (T.RIGHT_EYE, T.LEFT_EYE):
+        eye = polygon_mask(out.shape, motion.landmarks[contour])
+        assert eye.sum() > 0
+        assert out[eye].mean(axis=1).max() < lash_light + 40  # no sclera or highlight squeezed between the lids

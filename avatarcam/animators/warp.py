@@ -51,6 +51,7 @@ RING_REACH = 0.2
 # The mouth interior's light match: bounds on the lips' lightness ratio, avatar to driver (a dim estimate of the
 # driver's lips must not blow the interior up).
 LIP_LIGHT_RANGE = (0.5, 2.0)
+EYE_SHUT_RANGE = (0.6, 0.9)  # share of the eye's opening closed over which it fades into a lash line
 
 
 def mouth_triangles() -> np.ndarray:
@@ -221,6 +222,7 @@ class WarpAnimator:
         ]
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
         self._eye_gaps = lid_gaps(lm[:, :2])
+        self._lash_colours = [self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)]
         self._triangles = np.concatenate([self._background, self._face])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
         self._greyscale = is_greyscale(avatar.image)
@@ -308,7 +310,28 @@ class WarpAnimator:
             out = cv2.blendLinear(out, self._plate, person, 1.0 - person)
         if self.config.mouth_interior:
             self._fill_mouth(out, motion, dst)
+        self._shut_eyes(out, dst)
         return out
+
+    def _shut_eyes(self, out: np.ndarray, dst: np.ndarray) -> None:
+        """A nearly closed eye is drawn as a lash line: squeezed between the lids, the sclera's highlight showed
+        as white specks and the iris as a smudge."""
+        for contour, gap, open_gap, lash in zip(
+            (T.RIGHT_EYE, T.LEFT_EYE), lid_gaps(dst), self._eye_gaps, self._lash_colours, strict=True
+        ):
+            alpha = float(_smoothstep(np.array(1.0 - max(gap, 0.0) / max(open_gap, 1e-6)), *EYE_SHUT_RANGE))
+            if alpha <= 0.0:
+                continue
+            polygon = dst[contour]
+            x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 2, 0)
+            x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+            region = out[y0:y1, x0:x1]
+            if region.size == 0:
+                continue
+            mask = np.zeros(region.shape[:2], np.uint8)
+            cv2.fillPoly(mask, [np.round((polygon - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+            a = mask.astype(np.float32)[..., None] * (alpha / 255.0)
+            region[:] = (region * (1 - a) + lash * a).astype(np.uint8)
 
     def close(self) -> None:
         self.avatar = None
@@ -371,6 +394,17 @@ class WarpAnimator:
                 area = 0.5 * ((p[1, 0] - p[0, 0]) * (p[2, 1] - p[0, 1]) - (p[2, 0] - p[0, 0]) * (p[1, 1] - p[0, 1]))
                 dst[corners] += grad * (goal[t] - area) / norm
             dst[self._ring_slice] = np.clip(dst[self._ring_slice], *self._ring_box)  # never out to the fixed frame
+
+    @staticmethod
+    def _lash_colour(image: np.ndarray, contour: np.ndarray) -> np.ndarray:
+        """The mean of the darkest fifth of the eye's pixels in the portrait: lashes, lid line and pupil."""
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(contour).astype(np.int32)], 1)
+        pixels = image[mask > 0].reshape(-1, 3).astype(np.float32)
+        if len(pixels) < 5:
+            return np.array([40.0, 30.0, 30.0], np.float32)
+        light = pixels.sum(axis=1)
+        return pixels[light <= np.percentile(light, 20)].mean(axis=0)
 
     @staticmethod
     def _mean_lip_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:

@@ -28,6 +28,14 @@ EYE_LIDS = {
     "left": ([466, 388, 387, 386, 385, 384, 398], [249, 390, 373, 374, 380, 381, 382]),
 }
 
+# The two rings of points above each upper lid, column by column with EYE_LIDS' upper lids: the lashes lie between
+# the lid and the first ring, the lid's skin up to the second. The detector leaves both still in a blink, so the
+# lashes stretched down over the closed eye (a melted lid); they follow the closing lid this much instead.
+LID_RINGS = {
+    "right": ([247, 30, 29, 27, 28, 56, 190], [113, 225, 224, 223, 222, 221, 189]),
+    "left": ([467, 260, 259, 257, 258, 286, 414], [342, 445, 444, 443, 442, 441, 413]),
+}
+LID_RING_FOLLOW = (0.7, 0.35)
 
 # Inner-lip columns (corners excluded): facing upper and lower lip points, which must never cross.
 LIP_COLUMNS = (np.asarray(T.UPPER_LIP_CHAIN[1:-1]), np.asarray(T.LOWER_LIP_CHAIN[1:-1]))
@@ -164,6 +172,9 @@ class Retargeter:
             # Lids never cross.
             overshoot = (avatar[upper, 1] + delta[upper, 1]) - (avatar[lower, 1] + delta[lower, 1])
             delta[upper, 1] -= np.maximum(overshoot, 0.0)
+        for side, (upper, _) in EYE_LIDS.items():
+            for ring, follow in zip(LID_RINGS[side], LID_RING_FOLLOW, strict=True):
+                delta[ring, 1] += follow * np.maximum(delta[upper, 1] - delta[ring, 1], 0.0)
         upper, lower = LIP_COLUMNS
         # Lips never cross either: the lower lip moves down to meet the upper one.
         overshoot = (avatar[upper, 1] + delta[upper, 1]) - (avatar[lower, 1] + delta[lower, 1])

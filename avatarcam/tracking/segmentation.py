@@ -27,7 +27,7 @@ def clean_plate(image: np.ndarray, mask: np.ndarray, zone: np.ndarray) -> np.nda
     """The background with the person painted out inside `zone` (H×W float32, 1 where the head can move).
 
     Outside the zone the plate is the image itself, so whatever the warp leaves in place stays exactly as it
-    was. Inpainting runs on a small copy (the plate only shows in thin disoccluded slivers, where detail is not
+    was. The fill runs on a small copy (the plate only shows in thin disoccluded slivers, where detail is not
     missed) and is pasted back only inside the person's dilated silhouette."""
     h, w = mask.shape
     scale = 128 / max(h, w)
@@ -35,8 +35,24 @@ def clean_plate(image: np.ndarray, mask: np.ndarray, zone: np.ndarray) -> np.nda
     # The whole person is the hole, so only background colours flow in (not the shirt below the zone).
     hole = (cv2.resize(mask, small.shape[1::-1]) > 0.2).astype(np.uint8)
     hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
-    filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
-    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    filled = cv2.resize(push_pull(small, 1.0 - hole.astype(np.float32)), (w, h), interpolation=cv2.INTER_LINEAR)
     inside = cv2.resize(hole.astype(np.float32), (w, h)) * zone
     inside = cv2.GaussianBlur(inside, (0, 0), 2.0)[..., None]
     return (image * (1 - inside) + filled * inside).astype(np.uint8)
+
+
+def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fills the pixels where `known` is 0 with the local mean of the known ones, coarser the further they lie
+    (a weighted image pyramid, down then up). Smooth, with no streaks: inpainting a large hole along its
+    boundary (Telea) drew bright radial fans above the head wherever the head moved off them."""
+    levels = []
+    colour, weight = image.astype(np.float32) * known[..., None], known.astype(np.float32)
+    while min(weight.shape) > 2:
+        levels.append((colour, weight))
+        colour, weight = cv2.pyrDown(colour), cv2.pyrDown(weight)
+    fill = colour / np.maximum(weight, 1e-6)[..., None]
+    for colour, weight in reversed(levels):
+        up = cv2.pyrUp(fill, dstsize=weight.shape[::-1])
+        trust = np.clip(weight * 2.0, 0.0, 1.0)[..., None]  # half covered by known pixels: their mean is enough
+        fill = colour / np.maximum(weight, 1e-6)[..., None] * trust + up * (1.0 - trust)
+    return np.clip(fill, 0, 255).astype(np.uint8)
