@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.tracking.facemesh import FaceMeshDetector, largest_face
 from avatarcam.tracking.geometry import euler_degrees
 from avatarcam.tracking.segmentation import person_mask
 from avatarcam.tracking.tracker import face_from_landmarks
@@ -77,13 +77,46 @@ def default_avatar_path() -> Path:
     return Path(str(resources.files("avatarcam.assets").joinpath(DEFAULT_AVATAR)))
 
 
-def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str = "") -> Avatar:
-    """Prepares an RGB portrait: square crop at `size`, the largest face's landmarks and pose."""
-    square = square_crop(image, size)
+def _square_around_face(detector: FaceMeshDetector, image: np.ndarray, size: int, name: str) -> tuple[np.ndarray, int]:
+    """The portrait's square at `size`, and how many faces the whole image holds (0: not looked).
+
+    The centre square (`square_crop`, the render contract) unless the largest face in the whole image reaches
+    outside it (two people side by side, a face off centre): then a square of the same size moved over it."""
+    h, w = image.shape[:2]
+    if h == w:
+        return square_crop(image, size), 0
+    faces = detector.all_faces(image)
+    if not faces:
+        return square_crop(image, size), 0  # the centre square, where a small face may still be found
+    box = largest_face(faces)[:, :2]
+    side = min(h, w)
+    centre_x, centre_y = (w - side) // 2, (h - side) // 2
+    (left, top), (right, bottom) = box.min(axis=0), box.max(axis=0)
+    if centre_x <= left and right <= centre_x + side and centre_y <= top and bottom <= centre_y + side:
+        return square_crop(image, size), len(faces)
+    mid_x, mid_y = (left + right) / 2, (top + bottom) / 2
+    x = int(np.clip(round(mid_x - side / 2), 0, w - side))
+    y = int(np.clip(round(mid_y - side / 2), 0, h - side))
+    log.warning("%s: the face is not inside the image's centre square: framing the square around it", name)
+    return square_crop(image[y : y + side, x : x + side], size), len(faces)
+
+
+def make_avatar(
+    image: np.ndarray, size: int, name: str = "avatar", source: str = "", frame_face: bool = False
+) -> Avatar:
+    """Prepares an RGB portrait: square crop at `size`, the largest face's landmarks and pose.
+
+    The square is the image's centre; with `frame_face` (portrait files), it moves over the largest face where
+    that face reaches outside the centre square. Training and eval frames keep the centre square: their targets
+    are cropped the same way."""
     detector = FaceMeshDetector(static=True, max_faces=4)
     try:
+        if frame_face:
+            square, faces_in_image = _square_around_face(detector, image, size, name)
+        else:
+            square, faces_in_image = square_crop(image, size), 0
         found = detector(square)
-        faces = detector.faces_found
+        faces = max(detector.faces_found, faces_in_image)
         # The detector misses faces below ~10% of the image, so look again, zoomed, to say why instead.
         tiny = found is None and _face_in_zoomed_tiles(detector, square)
     finally:
@@ -96,7 +129,7 @@ def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str 
     if found is None:
         raise AvatarError(
             f"no face found in {name}: use a portrait with one clearly visible, roughly frontal face "
-            "(the whole image is centre-cropped to a square first)"
+            "(the image is cropped to a square first: around the largest face, or its centre)"
         )
     landmarks, _ = found
     width = float(np.ptp(landmarks[:, 0]))
@@ -131,7 +164,7 @@ def make_avatar(image: np.ndarray, size: int, name: str = "avatar", source: str 
 def load_avatar(path: str | Path | None, size: int) -> Avatar:
     """An Avatar from a portrait file, or the bundled default avatar when path is empty."""
     path = Path(path) if path else default_avatar_path()
-    return make_avatar(read_image(path), size, name=path.stem, source=str(path))
+    return make_avatar(read_image(path), size, name=path.stem, source=str(path), frame_face=True)
 
 
 def list_avatars(folder: str | Path) -> list[Path]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from avatarcam.config import Config, load_config
@@ -27,12 +31,36 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    """SIGTERM (`timeout`, a service manager) and SIGHUP (a closed terminal) stop a command as Ctrl+C does, so a
+    recording is closed properly (else its mp4 has no index and will not play) and the summary printed. Repeats
+    are ignored: they must not cut that closing short."""
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for name in names:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {name: signal.signal(getattr(signal, name), stop) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler if handler is not None else signal.SIG_DFL)
+
+
+@_signals_stop()
 def cmd_run(args: argparse.Namespace) -> int:
     from avatarcam.avatar import list_avatars, load_avatar
     from avatarcam.hotkeys import Hotkeys
     from avatarcam.io.demo import default_demo
-    from avatarcam.io.sinks import open_monitor, open_sink
-    from avatarcam.io.sources import open_source
+    from avatarcam.io.sinks import RecorderSink, open_monitor, open_sink
+    from avatarcam.io.sources import VideoFileSource, open_source
     from avatarcam.pipeline import LivePipeline
     from avatarcam.stages import FrameStages
 
@@ -52,14 +80,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.sink = args.sink
     if args.no_monitor:
         out.monitor = False
+    if out.sink == "file":
+        src.loop = False  # a recording driven by a file ends with it; looping is for a live virtual camera
 
     paths = list_avatars(config.avatars_dir) if config.avatars_dir else []
     avatar = load_avatar(config.avatar or (paths[0] if paths else None), config.animator.size)
     print(f"avatar: {avatar.name} ({config.animator.name} animator, {avatar.size}²)")
     source, said = open_source(src, lambda: default_demo(src.width, src.height, src.fps))
     print(said)
+    if isinstance(source, VideoFileSource):
+        out.fps = source.fps  # the output runs on the file's clock: a recording of it keeps its timing
     sink, said = open_sink(out)
     print(said)
+    if isinstance(sink, RecorderSink) and isinstance(source, VideoFileSource):
+        source.loop = False  # also where `auto` fell back to recording
     monitor, said = open_monitor(out, sink)
     if said:
         print(said)
@@ -82,9 +116,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"sent {stats.frames} frames at {stats.fps:.1f} fps, latency p50 {stats.latency(50):.0f} ms "
         f"p95 {stats.latency(95):.0f} ms, {stages.errors} frame errors"
     )
+    if getattr(source, "unreadable", 0):
+        print(f"warning: {source.unreadable} frames of {source.name} could not be decoded (a damaged file)")
     return 0
 
 
+@_signals_stop()
 def cmd_render(args: argparse.Namespace) -> int:
     from avatarcam.avatar import load_avatar
     from avatarcam.render import render_video
@@ -96,8 +133,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}: {result.frames} frames at {result.fps:.2f} fps, rendered at {result.render_fps:.0f} fps"
         + (f", {result.errors} frames repeated after errors" if result.errors else "")
+        + (", stopped before the driver's end" if result.stopped else "")
     )
-    return 0
+    return 130 if result.stopped else 0  # what Ctrl+C returns: the render is incomplete
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -138,6 +176,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(report.markdown())
     if args.out:
         print(f"\nwrote {args.out}/results.md, per_clip.json and side-by-side images")
+    return 0
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    from avatarcam.eval.contact_sheet import HARD_CASES, SHARED_DATA, build_sheet
+    from avatarcam.eval.sidebyside import save_image
+
+    config = _config(args)
+    config.animator.finetune = False  # offline, as `render`: a cached fine-tune is used, none is started
+    portraits = args.portraits or [SHARED_DATA / case for case in HARD_CASES]
+    grid, drivers = build_sheet(config, portraits, args.driver, args.frames, args.tile)
+    save_image(args.out, grid)
+    for drv in drivers:
+        print(f"{drv.name}: " + ", ".join(f"{name} #{index}" for name, index in drv.moments))
+    print(f"wrote {args.out} ({grid.shape[1]}×{grid.shape[0]})")
     return 0
 
 
@@ -283,15 +336,24 @@ def training_options(p: argparse.ArgumentParser, steps: int, batch_help: str) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avatarcam", description="Real-time avatar virtual webcam.")
+    from avatarcam.animators import available
+
+    animator_names = available()
+    parser = argparse.ArgumentParser(
+        prog="avatarcam",
+        description="Real-time avatar virtual webcam.",
+        epilog=f"animators (--animator): {', '.join(animator_names)}; `avatarcam COMMAND --help`: its options",
+    )
     parser.add_argument("--config", help="TOML settings file (see README)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and the native libraries' own log lines"
+    )
     sub = parser.add_subparsers(dest="command")
 
     def common(p: argparse.ArgumentParser, avatar: bool = True) -> None:
         if avatar:
             p.add_argument("--avatar", help="portrait image (default: the bundled avatar)")
-        p.add_argument("--animator", help="animator name (default: warp)")
+        p.add_argument("--animator", choices=animator_names, help="animator: %(choices)s (default: warp)")
         p.add_argument("--size", type=int, help="avatar size in pixels (square)")
         p.add_argument("--task-file", help="MediaPipe Face Landmarker .task file (blendshapes)")
         p.add_argument("--model", help="face swap model: a name from `train faceswap --name`, or its folder")
@@ -333,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="quality: self/cross-reenactment metrics on a folder of clips")
     ev.add_argument("--clips", required=True, help="folder of talking-face clips")
-    ev.add_argument("--portraits", help="folder of portraits for cross-reenactment")
+    ev.add_argument(
+        "--portraits",
+        nargs="+",
+        help="folder(s) of portraits for cross-reenactment (several: interleaved, clip k drives portrait k mod n)",
+    )
     ev.add_argument("--animators", nargs="+", default=["warp"], help="animators to compare")
     ev.add_argument("--frames", type=int, default=100, help="first N frames of each clip")
     ev.add_argument("--size", type=int, default=256, help="evaluation size")
@@ -345,6 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="folder for results.md, per_clip.json and side-by-side images")
     ev.add_argument("--showcase", help="clip name (stem) for the side-by-side images (default: every clip)")
     ev.set_defaults(func=cmd_eval)
+
+    sh = sub.add_parser("sheet", help="contact sheet: the hard moments of driver clips on hard-case portraits")
+    sh.add_argument("--portraits", nargs="+", help="portrait files or folders (default: the hard cases in shared data)")
+    sh.add_argument("--driver", action="append", required=True, help="driver clip (repeat for several)")
+    sh.add_argument("--animator", default="warp", help="animator name (default: warp)")
+    sh.add_argument("--size", type=int, default=256, help="render size, as eval (default: 256)")
+    sh.add_argument("--frames", type=int, default=300, help="moments are picked from the first N driver frames")
+    sh.add_argument("--tile", type=int, default=192, help="cell size in pixels")
+    sh.add_argument("--out", default="sheet.png", help="output PNG")
+    sh.set_defaults(func=cmd_sheet)
 
     avatar = sub.add_parser("avatar", help="portraits")
     avatar_sub = avatar.add_subparsers(dest="avatar_command", required=True)
@@ -428,15 +504,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Native libraries' own log lines (MediaPipe/absl, TensorFlow Lite, OpenCV, ffmpeg) stay out of the terminal
+# unless --verbose: our own messages say what failed, once.
+QUIET_NATIVE_ENV = {
+    "GLOG_minloglevel": "2",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "OPENCV_LOG_LEVEL": "OFF",
+    "OPENCV_FFMPEG_LOGLEVEL": "-8",  # AV_LOG_QUIET: a damaged video is reported by us, not frame by frame
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: warnings only
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # our own messages say what failed, once
+    early = argparse.ArgumentParser(add_help=False)  # --verbose decides the environment before cv2 is loaded
+    early.add_argument("-v", "--verbose", action="store_true")
+    if not early.parse_known_args(argv)[0].verbose:
+        for name, value in QUIET_NATIVE_ENV.items():
+            os.environ.setdefault(name, value)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     if args.command is None:  # plain `avatarcam` is the main job
         args = parser.parse_args([*(argv or sys.argv[1:]), "run"])
+    from avatarcam.tracking.facemesh import native_stderr_silenced
+
+    with contextlib.nullcontext() if args.verbose else native_stderr_silenced():
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from avatarcam.avatar import AvatarError
     from avatarcam.io.sinks import SinkError
     from avatarcam.io.sources import SourceError

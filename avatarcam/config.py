@@ -54,10 +54,10 @@ class RetargetConfig:
     max_roll_deg: float = 35.0
     hold_seconds: float = 0.5  # keep the last pose this long when the face is lost
     ease_seconds: float = 1.0  # then ease to neutral over this long
-    # The avatar's head stays in its frame: its sideways and vertical moves ease to a stop this far (share of the
-    # image side) from the edge; a driver whose face is cut by its camera's edge (this share of its landmarks
-    # outside) counts as lost.
-    frame_margin: float = 0.03
+    # The avatar's head stays in its frame: its sideways and vertical moves ease to a stop where this share of the
+    # face (of its width or height) has passed the image's edge; a driver whose face is cut by its camera's edge
+    # (this share of its landmarks outside) counts as lost.
+    frame_overhang: float = 0.3
     edge_lost_share: float = 0.1
 
 

@@ -164,15 +164,16 @@ class LivePipeline:
 
     def _show(self, image: np.ndarray, status: str = "", camera: Frame | None = None) -> None:
         """The frame to the sink; the HUD (text, and the camera with the tracked face) only where just the user
-        sees it: the preview or monitor window."""
+        sees it: the preview or monitor window. A recording places it by the camera frame's capture time."""
         with_hud = None
+        timestamp = camera.timestamp_ns if camera is not None else now_ns()
         for window in self._windows:
             if window.private and self.hud:
                 if with_hud is None:
                     with_hud = self._with_hud(image, status, camera)
-                window.send(with_hud)
+                window.send(with_hud, timestamp)
             else:
-                window.send(image)
+                window.send(image, timestamp)
 
     def _with_hud(self, image: np.ndarray, status: str, camera: Frame | None) -> np.ndarray:
         out = draw_hud(image, self._hud_lines(status))

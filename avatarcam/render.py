@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from avatarcam.config import Config
-from avatarcam.io.sources import VideoFileSource
+from avatarcam.io.sources import SourceError, VideoFileSource
 from avatarcam.stages import FrameStages, StageTimes
 from avatarcam.types import Avatar, Frame
 
@@ -24,6 +24,7 @@ class RenderResult:
     seconds: float
     errors: int
     times: StageTimes
+    stopped: bool = False  # interrupted (Ctrl+C, SIGTERM, SIGHUP): the file is whole but ends early
 
     @property
     def render_fps(self) -> float:
@@ -74,6 +75,7 @@ def render_video(
         raise OSError(f"cannot write video {out}")
     stages = FrameStages(config, avatar)
     count = 0
+    stopped = False
     start = time.perf_counter()
     try:
         for image in tqdm(
@@ -81,7 +83,16 @@ def render_video(
         ):
             writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             count += 1
+    except KeyboardInterrupt:
+        stopped = True  # the writer is still released below: what was rendered stays playable
     finally:
         writer.release()
         stages.close()
-    return RenderResult(count, source.fps, time.perf_counter() - start, stages.errors, stages.times)
+    if source.unreadable:
+        # One output frame per driver frame is the contract: a render with frames missing is not one.
+        out.unlink(missing_ok=True)
+        raise SourceError(
+            f"the driver {source.path.name} is damaged: {source.unreadable} of its {source.frame_count} frames "
+            f"cannot be decoded (the first is frame {count + 1}); repair or re-encode it"
+        )
+    return RenderResult(count, source.fps, time.perf_counter() - start, stages.errors, stages.times, stopped)

@@ -6,7 +6,9 @@ avatar animated along a script: head turns, nods, talking, blinks), so the real 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -24,6 +26,34 @@ TALKING_FRAMES = 40
 TALKING_SIZE = (320, 240)  # width, height
 TALKING_FPS = 30.0
 FAKE_BACKEND = "avatarcam-test-fake"
+TRAIN_THREADS = 2  # torch's CPU threads while a test trains: the thread count changes the order of float sums
+
+
+@contextmanager
+def deterministic_training(threads: int = TRAIN_THREADS) -> Iterator[None]:
+    """While a tiny model trains: torch, numpy and random seeded, torch's CPU threads fixed and CUDA hidden, so a
+    test sees the same numbers on every run and on any machine of the same CPU kind (a GPU, or another thread
+    count, sums in another order). Restores threads and CUDA after."""
+    import torch
+
+    threads_before, cuda_available = torch.get_num_threads(), torch.cuda.is_available
+    torch.set_num_threads(threads)
+    torch.cuda.is_available = lambda: False
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.cuda.is_available = cuda_available
+
+
+@pytest.fixture
+def deterministic() -> Iterator[None]:
+    """`deterministic_training` for one test."""
+    with deterministic_training():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -115,6 +115,40 @@ def test_two_faces_animates_the_largest(portrait: np.ndarray, caplog: pytest.Log
     assert centre_x < 300 and width > 90  # the big one, on the left
 
 
+def test_two_faces_side_by_side_frame_the_square_around_the_largest(
+    tmp_path: Path, portrait: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wide photo of two people: the centre square cuts both faces in half, so the square moves over the
+    larger one (the user is told) instead of "no face found"."""
+    small = cv2.resize(portrait, (240, 240), interpolation=cv2.INTER_AREA)
+    wide = np.full((300, 590, 3), 200, np.uint8)
+    wide[:, :300] = portrait  # the larger face, left (x 104–196)
+    wide[30:270, 350:] = small  # a smaller one, right (x 433–507)
+    assert make_avatar_or_none(square_crop(wide, 256)) is None  # the centre square (x 145–445) cuts both
+    path = write_rgb(tmp_path / "pair.png", wide)
+    with caplog.at_level(logging.WARNING, logger="avatarcam.avatar"):
+        pair = load_avatar(path, 256)
+    assert "pair has 2 faces: animating the largest" in caplog.text
+    assert "framing the square around it" in caplog.text
+    # The left portrait's own square: the avatar is that face, framed as when it is loaded alone.
+    alone = make_avatar(portrait, 256)
+    np.testing.assert_allclose(pair.face.landmarks[:, :2], alone.face.landmarks[:, :2], atol=3.0)
+
+
+def test_a_centred_face_keeps_the_centre_square(tmp_path: Path, portrait: np.ndarray) -> None:
+    """Single-face portraits are framed exactly as `square_crop` frames them (eval and caches depend on it)."""
+    wide = cv2.copyMakeBorder(portrait, 0, 0, 60, 60, cv2.BORDER_REPLICATE)
+    avatar = load_avatar(write_rgb(tmp_path / "wide.png", wide), 256)
+    np.testing.assert_array_equal(avatar.image, square_crop(wide, 256))
+
+
+def make_avatar_or_none(square: np.ndarray) -> Avatar | None:
+    try:
+        return make_avatar(square, square.shape[0])
+    except AvatarError:
+        return None
+
+
 def test_huge_image_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_rgb(tmp_path / "huge.png", np.full((800, 900, 3), 90, np.uint8))
     monkeypatch.setattr(avatar_module, "MAX_PIXELS", 500_000)  # as if 800×900 were beyond 40 MP

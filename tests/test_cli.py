@@ -1,17 +1,42 @@
-"""The `avatarcam` command line, called in-process through avatarcam.cli.main([...])."""
+"""The `avatarcam` command line, called in-process through avatarcam.cli.main([...]), and as a process where
+signals and the terminal's stderr matter."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import TALKING_FRAMES
+from conftest import TALKING_FRAMES, write_mp4
 
+from avatarcam import render as render_module
 from avatarcam.avatar import default_avatar_path
 from avatarcam.cli import main
 from avatarcam.io.sources import read_video
+from avatarcam.types import Frame
+
+NATIVE_LOG_MARKS = ("W0000", "I0000", "E0000", "[h264", "[mpeg4", "[mov,", "INFO: Created TensorFlow")
+
+
+def cli_process(*argv: str) -> subprocess.Popen:
+    """`avatarcam ARGV` as its own process, as a user starts it (stdout and stderr piped, unbuffered)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    cmd = [sys.executable, "-m", "avatarcam.cli", *argv]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    with cli_process(*argv) as process:
+        out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def one_error_line(err: str) -> str:
@@ -150,3 +175,112 @@ def test_bad_config_file_fails_with_one_line(tmp_path: Path, capsys) -> None:
     argv = ["--config", str(config), "render", "--avatar", "x.png", "--driver", "y.mp4", "--out", "z.mp4"]
     assert main(argv) != 0
     assert "unknown setting 'animator.sizee'" in one_error_line(capsys.readouterr().err)
+
+
+def test_help_lists_the_animators(capsys) -> None:
+    from avatarcam.animators import available
+
+    names = available()
+    assert {"warp", "talking-head", "faceswap"} <= set(names)
+    for argv in (["--help"], ["run", "--help"], ["render", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+        printed = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        assert ", ".join(names) in printed, argv
+
+
+def test_sigterm_stops_a_recording_cleanly(tmp_path: Path) -> None:
+    """`timeout`, a service manager or a closed terminal (SIGTERM, SIGHUP) stop `run` as Ctrl+C does: the mp4 is
+    finished (it plays) and the summary is printed."""
+    out = tmp_path / "rec.mp4"
+    argv = ["run", "--source", "demo", "--out", str(out), "--size", "128", "--no-global-hotkeys", "--no-monitor"]
+    with cli_process(*argv, "--seconds", "120") as process:
+        assert process.stdout is not None
+        for line in process.stdout:  # start-up (model loading) takes a while on a busy machine
+            if line.startswith("running:"):
+                break
+        time.sleep(2.0)
+        process.send_signal(signal.SIGTERM)
+        rest, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "sent " in rest and " frames at " in rest, rest
+    capture = cv2.VideoCapture(str(out))
+    assert capture.isOpened()
+    ok, image = capture.read()
+    assert ok and image.shape == (540, 960, 3)
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 10
+    capture.release()
+
+
+def test_sigterm_stops_a_render_with_a_playable_file_and_a_summary(
+    talking_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    real = render_module.animate_frames
+
+    def terminated_after_five(stages, frames):
+        for k, image in enumerate(real(stages, frames)):
+            if k == 5:
+                os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a service manager would
+            yield image
+
+    monkeypatch.setattr(render_module, "animate_frames", terminated_after_five)
+    out = tmp_path / "cut.mp4"
+    argv = ["render", "--avatar", str(default_avatar_path()), "--driver", str(talking_video), "--out", str(out)]
+    assert main([*argv, "--size", "96", "--quiet"]) == 130
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    printed = capsys.readouterr().out
+    assert f"wrote {out}: " in printed and "stopped before the driver's end" in printed
+    frames, _ = read_video(out)
+    assert 5 <= len(frames) < TALKING_FRAMES
+
+
+def test_run_a_video_into_a_file_plays_it_once_at_its_own_fps(demo_frames: list[Frame], tmp_path: Path) -> None:
+    """Recording from a file: the file's frame rate (not the output's 30), and it ends with the file; looping
+    is for a live virtual camera only."""
+    driver = write_mp4(tmp_path / "pal.mp4", [f.image for f in demo_frames], fps=25.0)
+    out = tmp_path / "rec.mp4"
+    argv = ["run", "--video", str(driver), "--out", str(out), "--seconds", "30", "--size", "96"]
+    start = time.monotonic()
+    assert main([*argv, "--no-global-hotkeys", "--no-monitor"]) == 0
+    assert time.monotonic() - start < 20  # it stopped at the end of the file, not after --seconds
+    frames, fps = read_video(out)
+    assert fps == pytest.approx(25.0)
+    assert abs(len(frames) - TALKING_FRAMES) <= 1  # as long as the driver: 1.6 s
+
+
+def damaged(video: Path, path: Path) -> Path:
+    """`video` with a stretch of its middle zeroed: the container still lists every frame, some cannot be decoded."""
+    data = bytearray(video.read_bytes())
+    lo, hi = int(len(data) * 0.40), int(len(data) * 0.55)
+    data[lo:hi] = bytes(hi - lo)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_render_of_a_damaged_driver_fails_with_one_line_and_no_native_logs(talking_video: Path, tmp_path: Path) -> None:
+    broken = damaged(talking_video, tmp_path / "broken.mp4")
+    decoded, _ = read_video(broken)
+    assert len(decoded) < TALKING_FRAMES  # what the user hit: frames silently missing
+    out = tmp_path / "o.mp4"
+    done = run_cli("render", "--driver", str(broken), "--out", str(out), "--size", "96", "--quiet")
+    assert done.returncode != 0
+    line = one_error_line(done.stderr)
+    assert "broken.mp4 is damaged" in line and f"of its {TALKING_FRAMES} frames cannot be decoded" in line
+    assert not out.exists()  # not a render of that driver: nothing is left to mistake for one
+
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(talking_video.read_bytes()[: talking_video.stat().st_size // 2])
+    done = run_cli("render", "--driver", str(truncated), "--out", str(out), "--size", "96", "--quiet")
+    assert done.returncode != 0 and "truncated.mp4" in one_error_line(done.stderr)
+
+
+def test_a_clean_render_prints_no_native_log_lines(talking_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    argv = ["render", "--driver", str(talking_video), "--out", str(out), "--size", "96", "--quiet"]
+    done = run_cli(*argv)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ""  # MediaPipe warns on the first non-square frame: not here
+    assert f"{TALKING_FRAMES} frames" in done.stdout
+    loud = run_cli("--verbose", *argv)  # --verbose lets the native lines through
+    assert any(mark in loud.stderr for mark in NATIVE_LOG_MARKS), loud.stderr[-2000:]

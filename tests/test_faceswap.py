@@ -19,12 +19,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import FAKE_BACKEND, TALKING_FPS, TALKING_SIZE, write_mp4
+from conftest import FAKE_BACKEND, TALKING_FPS, TALKING_SIZE, deterministic_training, write_mp4
 
 from avatarcam.animators.faceswap import FaceSwapAnimator
 from avatarcam.avatar import square_crop
 from avatarcam.cli import main
 from avatarcam.config import AnimatorConfig, Config
+from avatarcam.faceswap import export as export_module
+from avatarcam.faceswap.export import INT8_MAX_MEAN, export_swap
 from avatarcam.faceswap.extract import ExtractSettings, extract
 from avatarcam.faceswap.faceset import MIN_FACES, FaceSet, FaceSetError
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError
@@ -69,13 +71,12 @@ def faces(tmp_path_factory, clips: dict[str, Path]) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, faces: dict[str, Path]) -> Path:
-    """A tiny 64² swap, trained here (nothing of a real person is shipped), exported fp32 + int8."""
-    from avatarcam.faceswap.export import export_swap
-
+    """A tiny 64² swap, trained here (nothing of a real person is shipped), exported fp32 (+ int8 where it holds)."""
     folder = tmp_path_factory.mktemp("swap-model")
     settings = SwapTrainSettings(size=SIZE, steps=150, batch=8, lr=5e-4, checkpoint_every=50, preview_every=50)
-    train_faceswap(faces["a"], faces["b"], folder, settings, progress=False)
-    export_swap(folder, FaceSet(faces["a"]))
+    with deterministic_training():
+        train_faceswap(faces["a"], faces["b"], folder, settings, progress=False)
+        export_swap(folder, FaceSet(faces["a"]))
     return folder
 
 
@@ -178,7 +179,7 @@ def test_model_shapes_and_gradients_for_both_presets() -> None:
 
 
 def test_training_lowers_the_loss_resumes_and_writes_previews(
-    model: Path, faces: dict[str, Path], tmp_path: Path
+    model: Path, faces: dict[str, Path], tmp_path: Path, deterministic: None
 ) -> None:
     state = torch.load(model / "checkpoint.pt", weights_only=False)
     assert state["step"] == 150
@@ -211,10 +212,34 @@ def test_the_swap_wears_b_and_onnx_matches_torch(model: Path, faces: dict[str, P
     to_a = sum(abs(float(x) - y) for x, y in zip(colour, a_colour, strict=True))
     assert to_b < 0.5 * to_a, (colour, a_colour, b_colour, float(mean_a))
     check = json.loads((model / "model.json").read_text())["export"]
-    assert check["fp32_max"] < 1e-4 and check["int8"]["mean"] < 0.01
-    session = ort.InferenceSession(str(model / SWAP_INT8), providers=["CPUExecutionProvider"])
-    int8 = session.run(None, {"face": face_a[:2].numpy()})[0]
-    assert np.abs(int8 - swapped[:2].numpy()).mean() < 0.01
+    assert check["fp32_max"] < 1e-4
+    # int8 is live only where its measured error holds (the export may drop it on one machine and keep it on
+    # another: int8 kernels differ by CPU), and the export says which.
+    int8_holds = check["int8"]["mean"] <= INT8_MAX_MEAN
+    assert (model / SWAP_INT8).is_file() == int8_holds == (not check.get("int8_dropped", False))
+    assert check["live"] == ("int8" if int8_holds else "fp32")
+    live = FaceSwapAnimator(AnimatorConfig(name="faceswap", swap_model=str(model)))  # int8 wherever it is kept
+    error = np.abs(live.session.run(None, {"face": face_a[:2].numpy()})[0] - swapped[:2].numpy())
+    assert error.mean() < (2 * INT8_MAX_MEAN if int8_holds else 1e-4)  # training faces, not the measured ones
+
+
+@pytest.mark.parametrize(("threshold", "live"), [(0.0, "fp32"), (1.0, "int8")])
+def test_int8_is_live_only_while_it_holds_quality(
+    model: Path, faces: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threshold: float, live: str
+) -> None:
+    """Both outcomes of the export's int8 check, whatever this machine's int8 error: too far from fp32 (any error
+    over a threshold of 0), int8 is deleted and fp32 runs live; within it, int8 runs live."""
+    folder = shutil.copytree(model, tmp_path / "model")
+    monkeypatch.setattr(export_module, "INT8_MAX_MEAN", threshold)
+    check = export_swap(folder, FaceSet(faces["a"]))
+    assert check["live"] == live and (folder / SWAP_INT8).is_file() == (live == "int8")
+    assert check.get("int8_dropped", False) == (live == "fp32")
+    assert json.loads((folder / "model.json").read_text())["export"] == check  # `train faceswap` reports it
+    fp32 = ort.InferenceSession(str(folder / SWAP), providers=["CPUExecutionProvider"])
+    animator = FaceSwapAnimator(AnimatorConfig(name="faceswap", swap_model=str(folder)))
+    face = {"face": np.random.default_rng(0).random((1, 3, SIZE, SIZE), np.float32)}
+    same = np.allclose(animator.session.run(None, face)[0], fp32.run(None, face)[0], atol=1e-5)
+    assert same == (live == "fp32")
 
 
 def test_training_runs_under_torchrun(faces: dict[str, Path], tmp_path: Path) -> None:

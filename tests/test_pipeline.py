@@ -15,8 +15,8 @@ from avatarcam.avatar import square_crop
 from avatarcam.config import Config, HotkeyConfig
 from avatarcam.hotkeys import Hotkeys
 from avatarcam.io.demo import DemoSource
-from avatarcam.io.sinks import VirtualCameraSink
-from avatarcam.io.sources import VideoFileSource
+from avatarcam.io.sinks import RecorderSink, VirtualCameraSink
+from avatarcam.io.sources import VideoFileSource, read_video
 from avatarcam.pipeline import LivePipeline
 from avatarcam.stages import FrameStages
 from avatarcam.types import Avatar, Frame, now_ns
@@ -69,8 +69,8 @@ class KeyedSink:
         """The user closes the window before poll `close_at`."""
         return self.close_at is not None and self.polls >= self.close_at
 
-    def send(self, image: np.ndarray) -> None:
-        self.sink.send(image)
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
+        self.sink.send(image, timestamp_ns)
 
     def poll_key(self) -> str | None:
         key = self.keys.get(self.polls)
@@ -154,6 +154,31 @@ def test_a_video_file_drives_the_pipeline(talking_video: Path, fake_virtualcam, 
     assert diff(frames[0][:, 70:250], frames[-1][:, 70:250]) > 2.0
 
 
+class SlowCamera(ListSource):
+    """A camera that captures 14 frames a second (as its frames' capture times say), read without waiting."""
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        frame = super().read(timeout)
+        if frame is None:
+            return None
+        return Frame(frame.image, self.served[0].timestamp_ns + round(frame.index * 1e9 / 14), frame.index)
+
+
+def test_a_recording_plays_at_the_speed_the_camera_captured(
+    demo_frames: list[Frame], tmp_path: Path, stages_for
+) -> None:
+    """A camera delivering 14 fps into a 30 fps recording: the file lasts as long as the capture did."""
+    config = make_config()
+    source = SlowCamera(f.image for f in demo_frames[:28])
+    stages = stages_for(config)
+    path = tmp_path / "live.mp4"
+    with RecorderSink(path, config.output.fps, 256, 256) as sink:
+        LivePipeline(config, source, sink, stages).run()
+    frames, fps = read_video(path)
+    assert fps == pytest.approx(30)
+    assert abs(len(frames) - 2 * 30) <= 1  # 28 captures at 14 fps last 2 s: 60 frames at 30 fps, not 28
+
+
 def test_camera_lost_resends_the_last_frame_and_keeps_going(
     demo_frames: list[Frame], fake_virtualcam, stages_for
 ) -> None:
@@ -185,7 +210,7 @@ class MonitorWindow:
     def closed(self) -> bool:
         return self.close_after is not None and len(self.frames) >= self.close_after
 
-    def send(self, image: np.ndarray) -> None:
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         self.frames.append(image.copy())
 
     def poll_key(self) -> str | None:

@@ -139,6 +139,25 @@ def test_recorder_writes_a_readable_mp4(tmp_path):
     assert red == pytest.approx(150, abs=6) and green < 8 and blue < 8
 
 
+def test_recorder_keeps_wall_clock_timing_of_a_slow_camera(tmp_path):
+    """Frames captured at 14 fps, recorded at 30: each shows for as long as it did live (repeated), so 2 s of
+    camera play for 2 s, not 0.9; frames faster than 30 fps share a slot (the newest is kept)."""
+    path = tmp_path / "slow.mp4"
+    t0 = 5_000_000_000
+    with RecorderSink(path, 30, 64, 48) as sink:
+        for i in range(29):  # 0 … 2 s at 14 fps
+            sink.send(np.full((48, 64, 3), 20 + 8 * i, np.uint8), t0 + round(i * 1e9 / 14))
+        sink.send(np.full((48, 64, 3), 255, np.uint8), t0 + round(28 * 1e9 / 14) + 5_000_000)  # 5 ms later
+    frames, fps = read_video(path)
+    assert fps == pytest.approx(30)
+    assert len(frames) == 61  # slots 0 … 60: 2 s at 30 fps
+    slots = [round(i * 30 / 14) for i in range(29)]  # each capture's time, to the nearest 1/30 s
+    for k in (0, 1, 2, 3, 17, 30, 59):  # slot k shows the newest frame captured by then
+        newest = max(i for i, slot in enumerate(slots) if slot <= k)
+        assert frames[k].mean() == pytest.approx(20 + 8 * newest, abs=4), k
+    assert frames[-1].mean() == pytest.approx(255, abs=4)  # the last frame replaced the one in its slot
+
+
 def test_recorder_unwritable_path_raises(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -183,7 +183,9 @@ def _model_at(run: Path) -> TalkingHead:
     return model
 
 
-def test_meta_training_lowers_the_loss_checkpoints_and_resumes(tiny_cache: Path, tmp_path: Path) -> None:
+def test_meta_training_lowers_the_loss_checkpoints_and_resumes(
+    tiny_cache: Path, tmp_path: Path, deterministic: None
+) -> None:
     data = EpisodeSet(tiny_cache)
     settings = TrainSettings(steps=1, batch=4, width=8, checkpoint_every=10, sample_every=10, lr_g=1e-3)
     train(tiny_cache, tmp_path, settings, progress=False)
@@ -311,7 +313,7 @@ def portraits_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_fine_tuning_moves_the_output_toward_the_portrait(
-    shipped: Path, astronaut_face: Avatar, portraits_home: Path
+    shipped: Path, astronaut_face: Avatar, portraits_home: Path, deterministic: None
 ) -> None:
     result = finetune(astronaut_face, FineTuneSettings(steps=12, views=4, batch=4, lr_g=2e-4), progress=False)
     assert result.l1_after < result.l1_before
@@ -323,7 +325,7 @@ def test_fine_tuning_moves_the_output_toward_the_portrait(
 
 
 def test_an_interrupted_fine_tune_leaves_the_previous_one_intact(
-    shipped: Path, astronaut_face: Avatar, portraits_home: Path, monkeypatch: pytest.MonkeyPatch
+    shipped: Path, astronaut_face: Avatar, portraits_home: Path, monkeypatch: pytest.MonkeyPatch, deterministic: None
 ) -> None:
     settings = FineTuneSettings(steps=2, views=2, batch=2)
     first = finetune(astronaut_face, settings, progress=False)

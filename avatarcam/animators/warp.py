@@ -26,7 +26,7 @@ from avatarcam.animators.mesh import (
 from avatarcam.colour import grey, is_greyscale
 from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
-from avatarcam.tracking.geometry import fit_pose, from_canonical, to_canonical
+from avatarcam.tracking.geometry import canonical_face, fit_pose, from_canonical, to_canonical
 from avatarcam.tracking.segmentation import clean_plate
 from avatarcam.types import Avatar, Motion
 
@@ -42,7 +42,10 @@ OUTER_FOLLOW = 1.0  # how much the outer ring follows the head (only with a pers
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
 RING_CLEARANCE = 0.3  # a ring point the face hides is moved this far (iod; twice for the outer ring) past the hull
 RING_EDGE_CLEARANCE = 1.0  # px past the moving outline at which a ring point it passes over rides along
+SLIDE_DEAD_ZONE = 0.5  # inter-ocular distances the head moves before the body starts sliding along with it
 UNFOLD_PASSES = 30  # passes, at most, over the folded background triangles (one or two undo most folds)
+FOLD_MIN_WIDTH = 1.0  # px: a triangle narrower than this shows nothing when it turns over
+UNFOLD_STEP = 4.0  # px: the most a ring point moves in one pass (others' folds get their turn in between)
 UNFOLD_AREA = 1.0  # px²: a folded triangle is opened to at least this area (or its rest area, if smaller)
 # The fixed frame stands this far (share of the image side) outside the image: a face that reaches the image's
 # edge then stretches that band instead of folding over the frame. The rings stop short of it.
@@ -160,9 +163,18 @@ def _to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def folded(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Which triangles turn over from `src` to `dst` (their winding flips: drawn, they show their texture
-    mirrored); slivers under 0.05 px² on either side are left out."""
+    mirrored). Needles and slivers, under FOLD_MIN_WIDTH wide on either side, have no texture to show and are
+    left out."""
     before, after = signed_areas(src, triangles), signed_areas(dst, triangles)
-    return (np.abs(before) > 0.05) & (np.abs(after) > 0.05) & (before * after < 0)
+    wide = (_widths(src, triangles, before) > FOLD_MIN_WIDTH) & (_widths(dst, triangles, after) > FOLD_MIN_WIDTH)
+    return wide & (before * after < 0)
+
+
+def _widths(points: np.ndarray, triangles: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Each triangle's height over its longest edge: how wide it is where it is widest."""
+    p = points[triangles][:, :, :2]
+    longest = np.linalg.norm(p - np.roll(p, 1, axis=1), axis=2).max(axis=1)
+    return 2.0 * np.abs(areas) / np.maximum(longest, 1e-9)
 
 
 def _mouth_open(points: np.ndarray) -> bool:
@@ -221,6 +233,8 @@ class WarpAnimator:
             for ids in [contour + iris]
         ]
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
+        self._front_winding = np.sign(signed_areas(canonical_face(), self._face))  # axes point as the image's
+        self._rest_translation = fit_pose(lm)[2][:2]
         self._eye_gaps = lid_gaps(lm[:, :2])
         self._lash_colours = [self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)]
         self._triangles = np.concatenate([self._background, self._face])
@@ -287,11 +301,13 @@ class WarpAnimator:
         affines, ok = triangle_affines(dst, self._src, self._triangles)
         depth = motion.landmarks[self._face, 2].mean(axis=1)
         n_bg = len(self._background)
-        # Far to near. A turned-over (back-facing) face triangle is not drawn: depth order alone let slivers of a
-        # turned cheek's back side show, mirrored, past its front (a torn cheek); the few cells that nothing else
-        # covers take their nearest drawn neighbour's map (the mouth's strip is the mouth fill's business).
-        back = folded(self._src, dst, self._face)
-        back[-len(self._mouth) :] = False
+        # Far to near. A face triangle that faces away (its winding is not the frontal face's) is not drawn: depth
+        # order alone let slivers of a turned cheek's back side show, mirrored, past its front (a torn cheek); the
+        # few cells that nothing else covers take their nearest drawn neighbour's map. (A triangle a turned
+        # portrait shows from behind but the target shows from the front is drawn: its texture is all there is.)
+        areas = signed_areas(dst, self._face)
+        back = (np.sign(areas) != self._front_winding) & (_widths(dst, self._face, areas) > FOLD_MIN_WIDTH)
+        back[-len(self._mouth) :] = False  # the mouth's strip is the mouth fill's business
         order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])
         order = order[ok[order] & ~np.concatenate([np.zeros(n_bg, bool), back])[order]]
         # Grid cell i stands for output pixel (i + 0.5)·cell − 0.5, as cv2.resize assumes when it upsamples.
@@ -356,7 +372,12 @@ class WarpAnimator:
         scale, rot, trans = fit_pose(landmarks)
         ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2] + self._ring_shift
         ring_src = self._src[self._ring_slice]
-        ring = ring_src + (ring_now - ring_src) * self._ring_follow
+        # Past a dead zone the whole body slides with the head (someone moving along the sofa), so the rings that
+        # follow the head only partly (neck, shoulders) do not shear under it until the hair between them folds.
+        move = trans[:2] - self._rest_translation
+        dead = SLIDE_DEAD_ZONE * scale
+        slide = move - dead * np.tanh(move / dead)
+        ring = ring_src + (ring_now - ring_src) * self._ring_follow + (1.0 - self._ring_follow) * slide
         # The face moves further than its rings where they follow it only partly (the neck), and the inner ring
         # further than the outer one (the shoulders): a ring point that the face's outline, or the inner ring,
         # passes over rides on its edge instead, else hair folds over the cheek.
@@ -389,10 +410,11 @@ class WarpAnimator:
                 grad = 0.5 * np.stack([j[:, 1] - k[:, 1], k[:, 0] - j[:, 0]], axis=1)
                 grad[~self._is_ring[corners]] = 0.0
                 norm = float((grad * grad).sum())
-                if norm < 1e-12:
-                    continue
+                if norm < 0.25:  # the edge it must clear is under a pixel long (two outline points meeting): a
+                    continue  # needle, whose side flips with the detector's noise; chasing it moved rings far
                 area = 0.5 * ((p[1, 0] - p[0, 0]) * (p[2, 1] - p[0, 1]) - (p[2, 0] - p[0, 0]) * (p[1, 1] - p[0, 1]))
-                dst[corners] += grad * (goal[t] - area) / norm
+                step = grad * (goal[t] - area) / norm
+                dst[corners] += step * min(1.0, UNFOLD_STEP / max(float(np.abs(step).max()), 1e-9))
             dst[self._ring_slice] = np.clip(dst[self._ring_slice], *self._ring_box)  # never out to the fixed frame
 
     @staticmethod

@@ -43,9 +43,11 @@ def _parity(fp32: Path, int8: Path, feeds: list[dict[str, np.ndarray]]) -> dict[
 
 
 def export_swap(folder: Path, faces_a: FaceSet | None = None) -> dict:
-    """Writes swap_b.onnx (+ int8 when calibration faces are given and it holds quality); returns the check."""
+    """Writes swap_b.onnx (+ int8 when calibration faces are given and it holds quality); returns the check,
+    whose "live" says which one the animator runs."""
     model = load_model(folder)
     size = model.size
+    (folder / SWAP_INT8).unlink(missing_ok=True)  # an int8 of an earlier export would outlive a retrained model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -71,6 +73,7 @@ def export_swap(folder: Path, faces_a: FaceSet | None = None) -> dict:
         if check["int8"]["mean"] > INT8_MAX_MEAN:
             (folder / SWAP_INT8).unlink()  # too far from fp32: the live path uses fp32
             check["int8_dropped"] = True
+    check["live"] = "int8" if (folder / SWAP_INT8).is_file() else "fp32"
     info_path = folder / INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     info_path.write_text(json.dumps({**info, "export": check}, indent=1))

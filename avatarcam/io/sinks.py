@@ -33,8 +33,8 @@ class Sink(Protocol):
     closed: bool  # the user closed it (a preview window's close button): the session should end
     private: bool  # only the user sees it (a preview window): the HUD may be drawn on it, never on what a call sees
 
-    def send(self, image: np.ndarray) -> None:
-        """Show one H×W×3 uint8 RGB image."""
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
+        """Show one H×W×3 uint8 RGB image, captured at `timestamp_ns` (the now_ns clock; None: just now)."""
         ...
 
     def poll_key(self) -> str | None:
@@ -91,7 +91,7 @@ class VirtualCameraSink(_SinkBase):
         self.device: str = self._camera.device
         self.name = f"virtual camera {self.device}"
 
-    def send(self, image: np.ndarray) -> None:
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         _check_image(image, self.width, self.height, "the virtual camera")
         self._camera.send(image)
 
@@ -124,7 +124,7 @@ class PreviewSink(_SinkBase):
         except cv2.error as exc:
             raise SinkError(f"cannot open a preview window: {' '.join(str(exc).split())}") from exc
 
-    def send(self, image: np.ndarray) -> None:
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         if self.closed:
             return  # imshow would open the window again
         cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -151,14 +151,21 @@ class PreviewSink(_SinkBase):
 
 
 class RecorderSink(_SinkBase):
-    """Writes an mp4 (mp4v) file."""
+    """Writes an mp4 (mp4v) file at a fixed `fps`.
+
+    A frame sent with its capture time fills the frame slots from its own up to the next frame's: repeated when
+    frames come slower than `fps`, dropped when faster, so the file plays at the speed things happened (a 14 fps
+    camera is not played at 30). A frame sent without one takes the next slot."""
 
     def __init__(self, path: str | Path, fps: float, width: int, height: int) -> None:
         self.path = Path(path)
         self.width = width
         self.height = height
         self.name = f"file {self.path}"
-        self.frames_written = 0
+        self.fps = fps
+        self._written = 0  # slots written to the file
+        self._pending: tuple[np.ndarray, int] | None = None  # the newest frame (BGR) and its slot, not yet written
+        self._t0_ns: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -167,12 +174,35 @@ class RecorderSink(_SinkBase):
         if not self._writer.isOpened():
             raise SinkError(f"cannot write video file {self.path} (mp4v encoder unavailable or path not writable)")
 
-    def send(self, image: np.ndarray) -> None:
+    @property
+    def frames_written(self) -> int:
+        """Frames the file holds (or will, once closed)."""
+        return self._written + (self._pending is not None)
+
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         _check_image(image, self.width, self.height, f"the recorder for {self.path.name}")
-        self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        self.frames_written += 1
+        if timestamp_ns is None:
+            slot = self.frames_written
+        else:
+            if self._t0_ns is None:
+                self._t0_ns = timestamp_ns
+            slot = round((timestamp_ns - self._t0_ns) * self.fps / 1e9)
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        if self._pending is not None:
+            previous, previous_slot = self._pending
+            if slot <= previous_slot:  # same slot (faster than fps): the newer frame takes it
+                slot = previous_slot
+            else:  # the previous frame shows until this one's slot
+                for _ in range(slot - previous_slot):
+                    self._writer.write(previous)
+                self._written += slot - previous_slot
+        self._pending = (bgr, slot)
 
     def close(self) -> None:
+        if self._pending is not None:
+            self._writer.write(self._pending[0])
+            self._written += 1
+            self._pending = None
         self._writer.release()
 
 
@@ -183,7 +213,7 @@ class NullSink(_SinkBase):
         self.name = "null"
         self.frames_sent = 0
 
-    def send(self, image: np.ndarray) -> None:
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         self.frames_sent += 1
 
     def close(self) -> None:

@@ -171,6 +171,7 @@ class VideoFileSource(Closing):
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)  # NaN or negative for some streams
         self._frame_count = int(count) if math.isfinite(count) and count > 0 else 0
         self._served = 0  # frames handed out, loops included
+        self.unreadable = 0  # read once: frames the container lists that could not be decoded (a damaged file)
         self._t0_ns = now_ns()
 
     @property
@@ -198,12 +199,23 @@ class VideoFileSource(Closing):
             if ok and bgr is not None:
                 return bgr
             if not self.loop:
+                self.unreadable = self._count_unreadable()
                 break
             # Reopening is more reliable than seeking to 0 across containers.
             self._cap.release()
             self._cap = self._open()
         self.finished = True
         return None
+
+    def _count_unreadable(self) -> int:
+        """At a read failure: the frames the container lists that are left, less those that still decode past a
+        damaged stretch. One frame short at the very end is not counted: some containers (mkv, webm) only
+        estimate their frame count from the duration."""
+        left = self._frame_count - self._served
+        if left <= 0:
+            return 0
+        missing = left - sum(bool(self._cap.grab()) for _ in range(left))
+        return missing if missing > 1 or missing < left else 0
 
     def skip(self) -> bool:
         """Passes over one frame without decoding it; False at the end."""

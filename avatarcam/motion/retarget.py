@@ -96,10 +96,10 @@ class Retargeter:
         self._avatar_shape = to_canonical(lm, face.scale, face.rotation, face.translation)
         self._room = None
         if size is not None:
-            # How far the face can move each way (−x, −y, +x, +y) before it reaches the margin.
-            margin = self.config.frame_margin * size
+            # How far the face can move each way (−x, −y, +x, +y) before the overhang has passed the edge.
             low, high = lm[:, :2].min(axis=0), lm[:, :2].max(axis=0)
-            self._room = np.maximum(np.concatenate([low - margin, size - 1 - margin - high]), 0.0)
+            overhang = self.config.frame_overhang * (high - low)
+            self._room = np.maximum(np.concatenate([low + overhang, size - 1 - high + overhang]), 0.0)
 
     def reset_reference(self) -> None:
         """The next tracked face becomes the driver's neutral."""

@@ -20,26 +20,61 @@ class LandmarkDetector(Protocol):
     def close(self) -> None: ...
 
 
+def _python_stderr_is_fd2() -> bool:
+    """Whether Python's sys.stderr writes to fd 2, where native code writes: not under pytest's capture or an
+    IDE's, nor inside native_stderr_silenced (fd 2 is silenced already)."""
+    try:
+        return sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silences what native code writes to stderr (MediaPipe's start-up chatter), without touching Python's."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, IDEs): nothing to silence
+    if not _python_stderr_is_fd2():
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(fd)
+    saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
+            os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, fd)
+        os.dup2(saved, 2)
         os.close(saved)
 
 
-def _largest(faces: list[np.ndarray]) -> np.ndarray:
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Points fd 2 at /dev/null while a command runs and moves Python's sys.stderr to a copy of the real one.
+
+    MediaPipe (absl `W0000 …` lines), TensorFlow Lite and ffmpeg log from native code, on any thread, at any time
+    (the first non-square frame, a damaged video): only redirecting the descriptor catches them all. Our own
+    messages, warnings, progress bars and tracebacks go through sys.stderr and still show."""
+    if not _python_stderr_is_fd2():
+        yield
+        return
+    sys.stderr.flush()
+    python_stderr = sys.stderr
+    # The copy stays open afterwards: a logging handler made meanwhile keeps writing to it.
+    sys.stderr = open(os.dup(2), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr = python_stderr
+
+
+def largest_face(faces: list[np.ndarray]) -> np.ndarray:
+    """The landmarks with the largest bounding box: the main person where several are in view."""
     return max(faces, key=lambda lm: np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]))
 
 
@@ -74,7 +109,7 @@ class FaceMeshDetector:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, None] | None:
         faces = self.all_faces(image)
-        return (_largest(faces), None) if faces else None
+        return (largest_face(faces), None) if faces else None
 
     def close(self) -> None:
         self._mesh.close()
