@@ -166,15 +166,18 @@ def folded(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarra
     mirrored). Needles and slivers, under FOLD_MIN_WIDTH wide on either side, have no texture to show and are
     left out."""
     before, after = signed_areas(src, triangles), signed_areas(dst, triangles)
-    wide = (_widths(src, triangles, before) > FOLD_MIN_WIDTH) & (_widths(dst, triangles, after) > FOLD_MIN_WIDTH)
-    return wide & (before * after < 0)
+    flipped = before * after < 0
+    return flipped & _wide(src, triangles, before, flipped) & _wide(dst, triangles, after, flipped)
 
 
-def _widths(points: np.ndarray, triangles: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """Each triangle's height over its longest edge: how wide it is where it is widest."""
-    p = points[triangles][:, :, :2]
+def _wide(points: np.ndarray, triangles: np.ndarray, areas: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Which of the triangles `among` are wider than FOLD_MIN_WIDTH (height over the longest edge); measured only
+    there, since most frames have none to measure."""
+    wide = np.zeros(len(triangles), bool)
+    p = points[triangles[among]][:, :, :2]
     longest = np.linalg.norm(p - np.roll(p, 1, axis=1), axis=2).max(axis=1)
-    return 2.0 * np.abs(areas) / np.maximum(longest, 1e-9)
+    wide[among] = 2.0 * np.abs(areas[among]) > FOLD_MIN_WIDTH * longest
+    return wide
 
 
 def _mouth_open(points: np.ndarray) -> bool:
@@ -306,15 +309,19 @@ class WarpAnimator:
         # few cells that nothing else covers take their nearest drawn neighbour's map. (A triangle a turned
         # portrait shows from behind but the target shows from the front is drawn: its texture is all there is.)
         areas = signed_areas(dst, self._face)
-        back = (np.sign(areas) != self._front_winding) & (_widths(dst, self._face, areas) > FOLD_MIN_WIDTH)
+        back = np.sign(areas) != self._front_winding
+        back &= _wide(dst, self._face, areas, back)
         back[-len(self._mouth) :] = False  # the mouth's strip is the mouth fill's business
         order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])
         order = order[ok[order] & ~np.concatenate([np.zeros(n_bg, bool), back])[order]]
         # Grid cell i stands for output pixel (i + 0.5)·cell − 0.5, as cv2.resize assumes when it upsamples.
         index_map = fill_holes(paint_index_map((grid, grid), (dst + 0.5) / cell - 0.5, self._triangles, order))
         # The background's folds that remain (its ring could not give way) are counted; the mouth's strip is not.
-        shown = np.bincount(index_map[index_map >= 0], minlength=len(self._triangles))[:n_bg] > 0
-        self.last_folds = int(np.count_nonzero(shown & folded(self._src, dst, self._background)))
+        bg_folds = folded(self._src, dst, self._background)
+        self.last_folds = 0
+        if bg_folds.any():
+            shown = np.bincount(index_map[index_map >= 0], minlength=len(self._triangles))[:n_bg] > 0
+            self.last_folds = int(np.count_nonzero(shown & bg_folds))
         map_x, map_y = backward_map(index_map, affines, cell)
         map_x, map_y = self._smooth_background(map_x, map_y, index_map >= n_bg, cell)
         if grid != size:
