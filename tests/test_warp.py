@@ -14,6 +14,7 @@ from avatarcam.animators.mesh import fill_holes
 from avatarcam.animators.warp import (
     EYE_AXES,
     WarpAnimator,
+    blur_scale,
     folded,
     irises_follow_lids,
     lid_gaps,
@@ -398,3 +399,31 @@ def test_a_shut_eye_is_a_lash_line_without_white_specks(astronaut_face: Avatar) 
         eye = polygon_mask(out.shape, motion.landmarks[contour])
         assert eye.sum() > 0
         assert out[eye].mean(axis=1).max() < lash_light + 40  # no sclera or highlight squeezed between the lids
+
+
+def test_blur_scale_reads_how_soft_a_face_is(astronaut_face: Avatar) -> None:
+    lm = astronaut_face.face.landmarks
+    scales = [
+        blur_scale(cv2.GaussianBlur(astronaut_face.image, (0, 0), s) if s else astronaut_face.image, lm)
+        for s in (0, 2, 4)
+    ]
+    assert scales[0] < 1.0 < scales[1] < scales[2]
+
+
+def test_a_blurred_portrait_gets_a_mouth_interior_as_soft_as_itself(astronaut_face: Avatar) -> None:
+    """Crisp teeth pasted into a low-resolution face look pasted on."""
+    soft = dataclasses.replace(astronaut_face, image=cv2.GaussianBlur(astronaut_face.image, (0, 0), 3.0), mask=None)
+    driver_face = open_mouth(astronaut_face.face, 0.25)
+    driver_image = warp_for(astronaut_face)(motion_for(astronaut_face, driver_face))
+    stripes = np.zeros_like(driver_image)
+    stripes[:, ::2] = 255  # one-pixel teeth: all edge
+    mouth = polygon_mask(driver_image.shape, driver_face.xy[T.INNER_LIPS])
+    driver_image[mouth] = stripes[mouth]
+    motion = motion_for(soft, driver_face, Frame(driver_image, 0, 0))
+    animator = warp_for(soft)
+    assert animator._softness > 1.5
+    interior = inner_mouth(soft.image, motion.landmarks)
+    softened = cv2.Laplacian(cv2.cvtColor(animator(motion), cv2.COLOR_RGB2GRAY), cv2.CV_32F)[interior].std()
+    animator._softness = 0.0
+    crisp = cv2.Laplacian(cv2.cvtColor(animator(motion), cv2.COLOR_RGB2GRAY), cv2.CV_32F)[interior].std()
+    assert softened < 0.5 * crisp

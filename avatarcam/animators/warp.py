@@ -54,6 +54,7 @@ RING_REACH = 0.2
 # The mouth interior's light match: bounds on the lips' lightness ratio, avatar to driver (a dim estimate of the
 # driver's lips must not blow the interior up).
 LIP_LIGHT_RANGE = (0.5, 2.0)
+SHARP_BLUR_SCALE = 0.7  # what blur_scale reads on a sharp photo (Sobel's own smoothing, the content's edges)
 EYE_SHUT_RANGE = (0.6, 0.9)  # share of the eye's opening closed over which it fades into a lash line
 
 
@@ -180,6 +181,21 @@ def _wide(points: np.ndarray, triangles: np.ndarray, areas: np.ndarray, among: n
     return wide
 
 
+def blur_scale(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """How blurred the face is, as a Gaussian σ in pixels: re-blurring by σ₁ = 1 leaves r = σ / √(σ² + σ₁²) of a
+    blurred edge's gradient energy, so σ = r / √(1 − r²). A sharp photo reads about SHARP_BLUR_SCALE."""
+    grey_face = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    face = np.zeros(grey_face.shape, np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32)), 1)
+
+    def energy(x: np.ndarray) -> float:
+        gx, gy = cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1)
+        return float((gx * gx + gy * gy)[face > 0].sum())
+
+    r = min(energy(cv2.GaussianBlur(grey_face, (0, 0), 1.0)) / max(energy(grey_face), 1e-9), 0.99)
+    return r / float(np.sqrt(1.0 - r * r))
+
+
 def _mouth_open(points: np.ndarray) -> bool:
     iod = float(np.linalg.norm(points[T.RIGHT_EYE_OUTER, :2] - points[T.LEFT_EYE_OUTER, :2]))
     return _polygon_area(points[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
@@ -243,6 +259,7 @@ class WarpAnimator:
         self._triangles = np.concatenate([self._background, self._face])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
         self._greyscale = is_greyscale(avatar.image)
+        self._softness = float(np.sqrt(max(blur_scale(avatar.image, lm) ** 2 - SHARP_BLUR_SCALE**2, 0.0)))
         # With a person mask the background stays exactly still: the warped person is laid over a clean plate.
         self._mask = avatar.mask
         self._plate = None
@@ -481,6 +498,8 @@ class WarpAnimator:
             interior = match_lip_colour(interior, driver_lip, self._lip_colour)
             if self._greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
                 interior = grey(interior)
+            if self._softness > 0.0:  # as soft as the portrait: crisp teeth on a blurred face look pasted on
+                interior = cv2.GaussianBlur(np.ascontiguousarray(interior, np.float32), (0, 0), self._softness)
         else:
             interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0
