@@ -10,17 +10,10 @@ import pytest
 from face_edits import close_eyes, open_mouth, posed, shape_of, with_shape
 
 from avatarcam import animators
+from avatarcam.animators.folds import folded, push_outside
+from avatarcam.animators.interior import blur_scale, match_lip_colour
 from avatarcam.animators.mesh import fill_holes
-from avatarcam.animators.warp import (
-    EYE_AXES,
-    WarpAnimator,
-    blur_scale,
-    folded,
-    irises_follow_lids,
-    lid_gaps,
-    match_lip_colour,
-    push_outside,
-)
+from avatarcam.animators.warp import EYE_AXES, WarpAnimator, irises_follow_lids, lid_gaps
 from avatarcam.colour import chroma, to_lab
 from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.motion.retarget import Retargeter

@@ -15,6 +15,8 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from avatarcam.animators import register
+from avatarcam.animators.folds import folded, push_out_of_hull, push_outside, unfold, wide
+from avatarcam.animators.interior import interior_softness, match_lip_colour
 from avatarcam.animators.mesh import (
     backward_map,
     delaunay_inside,
@@ -41,24 +43,11 @@ HAIR_DEPTH = 0.3  # the rings lie this far behind the face's outline (canonical 
 OUTER_FOLLOW = 1.0  # how much the outer ring follows the head (only with a person mask; else it stays fixed)
 OPEN_MOUTH_AREA = 0.002  # inner-lip area, in iod², above which a mouth counts as open
 RING_CLEARANCE = 0.3  # a ring point the face hides is moved this far (iod; twice for the outer ring) past the hull
-RING_EDGE_CLEARANCE = 1.0  # px past the moving outline at which a ring point it passes over rides along
 SLIDE_DEAD_ZONE = 0.5  # inter-ocular distances the head moves before the body starts sliding along with it
-UNFOLD_PASSES = 30  # passes, at most, over the folded background triangles (one or two undo most folds)
-FOLD_MIN_WIDTH = 1.0  # px: a triangle narrower than this shows nothing when it turns over
-UNFOLD_STEP = 4.0  # px: the most a ring point moves in one pass (others' folds get their turn in between)
-UNFOLD_AREA = 1.0  # px²: a folded triangle is opened to at least this area (or its rest area, if smaller)
 # The fixed frame stands this far (share of the image side) outside the image: a face that reaches the image's
 # edge then stretches that band instead of folding over the frame. The rings stop short of it.
 BORDER_OUTSET = 0.25
 RING_REACH = 0.2
-# The mouth interior's light match: bounds on the lips' lightness ratio, avatar to driver (a dim estimate of the
-# driver's lips must not blow the interior up).
-LIP_LIGHT_RANGE = (0.5, 2.0)
-# The interior's blur stops here (px at 256²): past it the teeth no longer stand out from the dark, and an open
-# mouth stops reading as one (cross mouth correlation on five low-resolution portraits 0.83–0.91 → 0.68–0.77
-# uncapped, 0.81–0.91 at 1 px).
-MAX_INTERIOR_BLUR = 1.0
-SHARP_BLUR_SCALE = 0.7  # what blur_scale reads on a sharp photo (Sobel's own smoothing, the content's edges)
 EYE_SHUT_RANGE = (0.6, 0.9)  # share of the eye's opening closed over which it fades into a lash line
 
 
@@ -117,87 +106,6 @@ def border_points(size: int, per_side: int = 9, outset: float = 0.0) -> np.ndarr
             np.stack([last[1:-1], inner], 1),
         ]
     )
-
-
-def push_outside(points: np.ndarray, polygon: np.ndarray, clearance: np.ndarray) -> np.ndarray:
-    """Points inside the convex `polygon` moved away from its centroid until `clearance` past its edge; the
-    others as they are."""
-    edges = np.roll(polygon, -1, axis=0) - polygon
-    kept = np.linalg.norm(edges, axis=1) > 1e-9  # a repeated corner has no edge (and no normal) to test against
-    polygon, edges = polygon[kept], edges[kept]
-    centre = polygon.mean(axis=0)
-    normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    if ((polygon - centre) @ normals.T).trace() < 0:  # orient the normals outwards whatever the winding
-        normals = -normals
-    limits = np.einsum("ij,ij->i", normals, polygon)  # inside: normal · x ≤ limit, for every edge
-    inside = np.all(points @ normals.T < limits, axis=1)
-    rays = points[inside] - centre
-    rays /= np.maximum(np.linalg.norm(rays, axis=1, keepdims=True), 1e-9)
-    speed = rays @ normals.T  # how fast each ray nears each edge's line
-    room = limits - normals @ centre
-    exits = np.where(speed > 1e-9, room / np.where(speed > 1e-9, speed, 1.0), np.inf).min(axis=1)
-    moved = points.copy()
-    moved[inside] = centre + rays * (exits + clearance[inside])[:, None]
-    return moved
-
-
-def _push_out_of_hull(points: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """`points` moved out of the convex hull of `others`, onto its edge (RING_EDGE_CLEARANCE past it)."""
-    hull = others[cv2.convexHull(others.astype(np.float32), returnPoints=False).ravel()]
-    return push_outside(points, hull, np.full(len(points), RING_EDGE_CLEARANCE))
-
-
-def match_lip_colour(interior: np.ndarray, driver_lip: np.ndarray, avatar_lip: np.ndarray) -> np.ndarray:
-    """The driver's mouth interior (float RGB) in the avatar's light: in Lab, lightness scales by the ratio of the
-    two mean lip lightnesses; the colour plane stays the driver's. Turning it onto the avatar's lip hue went
-    wrong wherever those lips have little colour (grey, tinted or low-resolution portraits: cyan or green teeth,
-    a magenta tongue); a greyscale portrait takes the interior to grey instead (see WarpAnimator)."""
-    lab = _to_lab(interior)
-    driver, avatar = _to_lab(driver_lip), _to_lab(avatar_lip)
-    lab[..., 0] *= np.clip(avatar[0] / max(float(driver[0]), 1.0), *LIP_LIGHT_RANGE)
-    rgb = cv2.cvtColor(lab.reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(lab.shape)
-    return np.clip(rgb * 255.0, 0, 255)
-
-
-def _to_lab(rgb: np.ndarray) -> np.ndarray:
-    """Float RGB (0–255, any shape ending in 3) to float Lab (L 0–100, a and b around 0)."""
-    flat = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
-    return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
-
-
-def folded(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Which triangles turn over from `src` to `dst` (their winding flips: drawn, they show their texture
-    mirrored). Needles and slivers, under FOLD_MIN_WIDTH wide on either side, have no texture to show and are
-    left out."""
-    before, after = signed_areas(src, triangles), signed_areas(dst, triangles)
-    flipped = before * after < 0
-    return flipped & _wide(src, triangles, before, flipped) & _wide(dst, triangles, after, flipped)
-
-
-def _wide(points: np.ndarray, triangles: np.ndarray, areas: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """Which of the triangles `among` are wider than FOLD_MIN_WIDTH (height over the longest edge); measured only
-    there, since most frames have none to measure."""
-    wide = np.zeros(len(triangles), bool)
-    p = points[triangles[among]][:, :, :2]
-    longest = np.linalg.norm(p - np.roll(p, 1, axis=1), axis=2).max(axis=1)
-    wide[among] = 2.0 * np.abs(areas[among]) > FOLD_MIN_WIDTH * longest
-    return wide
-
-
-def blur_scale(image: np.ndarray, landmarks: np.ndarray) -> float:
-    """How blurred the face is, as a Gaussian σ in pixels: re-blurring by σ₁ = 1 leaves r = σ / √(σ² + σ₁²) of a
-    blurred edge's gradient energy, so σ = r / √(1 − r²). A sharp photo reads about SHARP_BLUR_SCALE."""
-    grey_face = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    face = np.zeros(grey_face.shape, np.uint8)
-    cv2.fillConvexPoly(face, cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32)), 1)
-
-    def energy(x: np.ndarray) -> float:
-        gx, gy = cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1)
-        return float((gx * gx + gy * gy)[face > 0].sum())
-
-    r = min(energy(cv2.GaussianBlur(grey_face, (0, 0), 1.0)) / max(energy(grey_face), 1e-9), 0.99)
-    return r / float(np.sqrt(1.0 - r * r))
 
 
 def _mouth_open(points: np.ndarray) -> bool:
@@ -263,8 +171,7 @@ class WarpAnimator:
         self._triangles = np.concatenate([self._background, self._face])
         self._lip_colour = self._mean_lip_colour(avatar.image, lm)
         self._greyscale = is_greyscale(avatar.image)
-        softness = float(np.sqrt(max(blur_scale(avatar.image, lm) ** 2 - SHARP_BLUR_SCALE**2, 0.0)))
-        self._softness = min(softness, MAX_INTERIOR_BLUR * size / 256)
+        self._softness = interior_softness(avatar.image, lm)
         # With a person mask the background stays exactly still: the warped person is laid over a clean plate.
         self._mask = avatar.mask
         self._plate = None
@@ -332,7 +239,7 @@ class WarpAnimator:
         # portrait shows from behind but the target shows from the front is drawn: its texture is all there is.)
         areas = signed_areas(dst, self._face)
         back = np.sign(areas) != self._front_winding
-        back &= _wide(dst, self._face, areas, back)
+        back &= wide(dst, self._face, areas, back)
         back[-len(self._mouth) :] = False  # the mouth's strip is the mouth fill's business
         order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-depth, kind="stable")])
         order = order[ok[order] & ~np.concatenate([np.zeros(n_bg, bool), back])[order]]
@@ -411,40 +318,13 @@ class WarpAnimator:
         # further than the outer one (the shoulders): a ring point that the face's outline, or the inner ring,
         # passes over rides on its edge instead, else hair folds over the cheek.
         inner, outer = ~self._outer, self._outer
-        ring[inner] = _push_out_of_hull(ring[inner], landmarks[self._outline, :2])
-        ring[outer] = _push_out_of_hull(ring[outer], np.concatenate([landmarks[self._outline, :2], ring[inner]]))
+        ring[inner] = push_out_of_hull(ring[inner], landmarks[self._outline, :2])
+        ring[outer] = push_out_of_hull(ring[outer], np.concatenate([landmarks[self._outline, :2], ring[inner]]))
         ring = np.clip(ring, *self._ring_box)
         points = irises_follow_lids(landmarks[:, :2], self._eye_gaps)
         dst = np.concatenate([points, ring, self._fixed])
-        self._unfold_rings(dst)
+        unfold(dst, self._src, self._background, self._is_ring, self._ring_box)
         return dst
-
-    def _unfold_rings(self, dst: np.ndarray) -> None:
-        """Moves ring points, as little as it takes, until no background triangle turns over: a folded one shows
-        hair or background mirrored (a tear beside the head, a halo above it). Each pass moves the ring corners of
-        every folded triangle along the gradient of its area to a sliver of its own winding; the move grows from
-        zero with the fold, so nothing jumps between frames."""
-        tris = self._background
-        rest = signed_areas(self._src, tris)
-        goal = np.sign(rest) * np.minimum(np.abs(rest), UNFOLD_AREA)
-        for _ in range(UNFOLD_PASSES):
-            short = np.flatnonzero((np.abs(rest) > 0.05) & (signed_areas(dst, tris) * np.sign(rest) < np.abs(goal)))
-            if not len(short):
-                return
-            for t in short:
-                corners = tris[t]
-                p = dst[corners]
-                # d(area)/d(corner i) = ½ · the opposite edge turned a quarter: (y_j − y_k, x_k − x_j).
-                j, k = p[[1, 2, 0]], p[[2, 0, 1]]
-                grad = 0.5 * np.stack([j[:, 1] - k[:, 1], k[:, 0] - j[:, 0]], axis=1)
-                grad[~self._is_ring[corners]] = 0.0
-                norm = float((grad * grad).sum())
-                if norm < 0.25:  # the edge it must clear is under a pixel long (two outline points meeting): a
-                    continue  # needle, whose side flips with the detector's noise; chasing it moved rings far
-                area = 0.5 * ((p[1, 0] - p[0, 0]) * (p[2, 1] - p[0, 1]) - (p[2, 0] - p[0, 0]) * (p[1, 1] - p[0, 1]))
-                step = grad * (goal[t] - area) / norm
-                dst[corners] += step * min(1.0, UNFOLD_STEP / max(float(np.abs(step).max()), 1e-9))
-            dst[self._ring_slice] = np.clip(dst[self._ring_slice], *self._ring_box)  # never out to the fixed frame
 
     @staticmethod
     def _lash_colour(image: np.ndarray, contour: np.ndarray) -> np.ndarray:
