@@ -420,3 +420,27 @@ def test_a_blurred_portrait_gets_a_mouth_interior_as_soft_as_itself(astronaut_fa
     animator._softness = 0.0
     crisp = cv2.Laplacian(cv2.cvtColor(animator(motion), cv2.COLOR_RGB2GRAY), cv2.CV_32F)[interior].std()
     assert softened < 0.5 * crisp
+
+
+def test_a_smiles_own_teeth_give_way_gradually_as_the_driver_opens(
+    astronaut_face: Avatar, closed_mouth_avatar: Avatar
+) -> None:
+    """A hard switch between the smile's own teeth and the driver's interior flickered at the threshold."""
+    from avatarcam.animators.warp import OWN_TEETH_FADE, _mouth_opening
+
+    closed = closed_mouth_avatar.face
+    driver = Frame(closed_mouth_avatar.image, 0, 0)
+    teeth = inner_mouth(astronaut_face.image, astronaut_face.face.landmarks)
+    changes = []
+    for amount in np.linspace(0.0, 0.012, 13):
+        face = open_mouth(closed, float(amount))
+        retargeter = Retargeter(RetargetConfig())
+        retargeter.set_avatar(astronaut_face.face)
+        retargeter(closed, driver)
+        out = warp_for(astronaut_face)(retargeter(face, driver))
+        opening = _mouth_opening(face.landmarks[:, :2])
+        changes.append((opening, np.abs(out.astype(np.int16) - astronaut_face.image)[teeth].mean()))
+    openings, diffs = np.array(changes).T
+    assert openings[0] < OWN_TEETH_FADE[0] < OWN_TEETH_FADE[1] < openings[-1]  # the sweep crosses the fade
+    assert diffs[openings <= OWN_TEETH_FADE[0]].max() < 3.0  # shut: her own teeth
+    assert np.abs(np.diff(diffs)).max() < 0.5 * (diffs.max() - diffs.min())  # no jump between two steps

@@ -48,6 +48,7 @@ SLIDE_DEAD_ZONE = 0.5  # inter-ocular distances the head moves before the body s
 # edge then stretches that band instead of folding over the frame. The rings stop short of it.
 BORDER_OUTSET = 0.25
 RING_REACH = 0.2
+OWN_TEETH_FADE = (1.0, 3.0)  # driver's mouth opening (1: just open) over which a smile's own teeth give way
 EYE_SHUT_RANGE = (0.6, 0.9)  # share of the eye's opening closed over which it fades into a lash line
 
 
@@ -108,9 +109,14 @@ def border_points(size: int, per_side: int = 9, outset: float = 0.0) -> np.ndarr
     )
 
 
-def _mouth_open(points: np.ndarray) -> bool:
+def _mouth_opening(points: np.ndarray) -> float:
+    """Inner-lip area in units of OPEN_MOUTH_AREA·iod²: above 1 the mouth counts as open."""
     iod = float(np.linalg.norm(points[T.RIGHT_EYE_OUTER, :2] - points[T.LEFT_EYE_OUTER, :2]))
-    return _polygon_area(points[T.INNER_LIPS, :2]) > OPEN_MOUTH_AREA * iod * iod
+    return _polygon_area(points[T.INNER_LIPS, :2]) / max(OPEN_MOUTH_AREA * iod * iod, 1e-9)
+
+
+def _mouth_open(points: np.ndarray) -> bool:
+    return _mouth_opening(points) > 1.0
 
 
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -358,9 +364,13 @@ class WarpAnimator:
         if not _mouth_open(dst):
             return
         face = motion.driver_face
-        driver_open = face is not None and motion.driver is not None and _mouth_open(face.landmarks[:, :2])
-        if not driver_open and self._own_interior:
-            return  # a smile's own teeth, stretched: a driver with its mouth shut has no interior to lend
+        opening = _mouth_opening(face.landmarks[:, :2]) if face is not None and motion.driver is not None else 0.0
+        driver_open = opening > 1.0
+        # A smile's own teeth, stretched, while the driver's mouth is shut (it has no interior to lend), fading
+        # into the driver's as it opens: a hard switch at the threshold flickered between the two.
+        lend = float(_smoothstep(np.array(opening), *OWN_TEETH_FADE)) if self._own_interior else 1.0
+        if lend <= 0.0:
+            return
         h, w = out.shape[:2]
         x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
         x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + 3
@@ -387,7 +397,7 @@ class WarpAnimator:
                 interior = cv2.GaussianBlur(np.ascontiguousarray(interior, np.float32), (0, 0), self._softness)
         else:
             interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
-        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (lend / 255.0)
         region[:] = (region * (1 - alpha) + interior * alpha).astype(np.uint8)
 
 
