@@ -310,6 +310,7 @@ def test_a_face_cut_by_the_camera_edge_is_lost_and_held(astronaut_face: Avatar) 
     motion = retargeter(leaving, Frame(frame.image, int(0.1e9)))
     assert not motion.tracked
     assert max_error(motion.landmarks, astronaut_face.face.landmarks) < TINY  # held where it was
+    assert motion.driver_face is leaving  # still there for the face swap, which swaps what the camera shows
 
 
 def test_the_lashes_come_down_with_a_closing_lid(astronaut_face: Avatar) -> None:

@@ -108,7 +108,7 @@ class FaceSwapAnimator:
         if motion.driver is None:
             raise RuntimeError("the faceswap animator needs the driver frame")
         image = motion.driver.image
-        if motion.driver_face is None or not motion.tracked:
+        if motion.driver_face is None:  # a face cut by the camera's edge is untracked for pose, but still swapped
             self._previous = None
             if self.config.swap_no_face == "hold" and self._last is not None:
                 return self._last

@@ -27,11 +27,11 @@ def folded(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarra
 def wide(points: np.ndarray, triangles: np.ndarray, areas: np.ndarray, among: np.ndarray) -> np.ndarray:
     """Which of the triangles `among` are wider than FOLD_MIN_WIDTH (height over the longest edge); measured only
     there, since most frames have none to measure."""
-    wide = np.zeros(len(triangles), bool)
+    result = np.zeros(len(triangles), bool)
     p = points[triangles[among]][:, :, :2]
     longest = np.linalg.norm(p - np.roll(p, 1, axis=1), axis=2).max(axis=1)
-    wide[among] = 2.0 * np.abs(areas[among]) > FOLD_MIN_WIDTH * longest
-    return wide
+    result[among] = 2.0 * np.abs(areas[among]) > FOLD_MIN_WIDTH * longest
+    return result
 
 
 def push_outside(points: np.ndarray, polygon: np.ndarray, clearance: np.ndarray) -> np.ndarray:

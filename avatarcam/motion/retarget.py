@@ -113,8 +113,10 @@ class Retargeter:
         if self._avatar_face is None:
             raise RuntimeError("Retargeter.set_avatar() must be called before use")
         t = frame.timestamp_ns * 1e-9 if frame is not None else 0.0
-        if face is None or (frame is not None and self._cut_by_edge(face, frame)):
+        if face is None:
             return self._lost(t, frame)
+        if frame is not None and self._cut_by_edge(face, frame):
+            return self._lost(t, frame, face)  # the face is still there to swap, but no pose to follow
         self._lost_since = None
         if self._reference is None:
             self._reference = _Reference(face, t)
@@ -181,17 +183,17 @@ class Retargeter:
         delta[lower, 1] += np.maximum(overshoot, 0.0)
         return delta
 
-    def _lost(self, t: float, frame: Frame | None) -> Motion:
-        """Hold the last motion, then ease to the avatar's neutral."""
+    def _lost(self, t: float, frame: Frame | None, face: Face | None = None) -> Motion:
+        """Hold the last motion, then ease to the avatar's neutral (`face`: what is left of the driver's, if any)."""
         if self._last is None:
-            return self._motion(None, frame, None, tracked=False)
+            return self._motion(None, frame, face, tracked=False)
         if self._lost_since is None:
             self._lost_since = t
         elapsed = t - self._lost_since - self.config.hold_seconds
         k = 1.0 if elapsed <= 0 else max(0.0, 1.0 - elapsed / max(self.config.ease_seconds, 1e-6))
         k = k * k * (3 - 2 * k)  # smoothstep: no visible jerk at either end
         rvec, log_s, dt, ds = self._last
-        return self._motion((rvec * k, log_s * k, dt * k, ds * k), frame, None, tracked=False)
+        return self._motion((rvec * k, log_s * k, dt * k, ds * k), frame, face, tracked=False)
 
     def _motion(self, change, frame: Frame | None, face: Face | None, tracked: bool) -> Motion:
         av = self._avatar_face
