@@ -17,7 +17,7 @@ import numpy as np
 from avatarcam.animators import register
 from avatarcam.avatar import square_crop
 from avatarcam.config import AnimatorConfig
-from avatarcam.faceswap.align import align_matrix, face_mask, nod, transform_points
+from avatarcam.faceswap.align import align_matrix, nod, transform_points
 from avatarcam.faceswap.blend import (
     BLEND_MODES,
     COLOUR_MODES,
@@ -30,7 +30,7 @@ from avatarcam.faceswap.blend import (
 from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
 from avatarcam.runtime.onnx import open_session
 from avatarcam.tracking import topology as T
-from avatarcam.tracking.geometry import euler_degrees
+from avatarcam.tracking.geometry import euler_degrees, face_mask
 from avatarcam.types import Avatar, Motion
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from avatarcam.tracking.geometry import face_mask
+
 # Bounds on the lips' lightness ratio, avatar to driver (a dim estimate of the driver's lips must not blow the
 # interior up).
 LIP_LIGHT_RANGE = (0.5, 2.0)
@@ -37,8 +39,7 @@ def blur_scale(image: np.ndarray, landmarks: np.ndarray) -> float:
     """How blurred the face is, as a Gaussian σ in pixels: re-blurring by σ₁ = 1 leaves r = σ / √(σ² + σ₁²) of a
     blurred edge's gradient energy, so σ = r / √(1 − r²). A sharp photo reads about SHARP_BLUR_SCALE."""
     grey_face = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    face = np.zeros(grey_face.shape, np.uint8)
-    cv2.fillConvexPoly(face, cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32)), 1)
+    face = face_mask(landmarks, image.shape[0])
 
     def energy(x: np.ndarray) -> float:
         gx, gy = cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from avatarcam.colour import chroma, is_greyscale, to_lab
 from avatarcam.tracking import topology as T
+from avatarcam.tracking.geometry import face_mask
 
 FRAME_SIZE = 256
 SIGNALS = ("mouth", "eyes", "yaw", "pitch")
@@ -184,13 +185,6 @@ def _mean_or_nan(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def hull_mask(shape: tuple[int, ...], lm: np.ndarray) -> np.ndarray:
-    """Boolean mask of the convex hull of the landmarks (the face, as EVAL.md defines it)."""
-    mask = np.zeros(shape[:2], dtype=np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm).astype(np.int32)), 1)
-    return mask.astype(bool)
-
-
 def _pixel_metrics(
     outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray], truth_lm: Landmarks
 ) -> dict[str, float]:
@@ -200,7 +194,7 @@ def _pixel_metrics(
         l1.append(float(diff.mean()))
         psnr.append(10.0 * math.log10(1.0 / max(float(np.mean(diff**2)), MSE_FLOOR)))
         if lm is not None:
-            mask = hull_mask(truth.shape, lm)
+            mask = face_mask(lm, truth.shape[0]) > 0
             if mask.any():
                 l1_face.append(float(diff[mask].mean()))
             worst = worst_face_blocks(out, truth, mask)
@@ -263,7 +257,7 @@ def grey_kept(outputs: Sequence[np.ndarray], output_lm: Landmarks) -> float:
     values = []
     for i in range(0, len(outputs), GRAY_EVERY):
         lm = output_lm[i]
-        face = hull_mask(outputs[i].shape, lm) if lm is not None else None
+        face = face_mask(lm, outputs[i].shape[0]) > 0 if lm is not None else None
         if face is not None and face.any():
             values.append(float(np.percentile(chroma(outputs[i])[face], 99)))
     return max(values) if values else math.nan

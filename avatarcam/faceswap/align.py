@@ -52,14 +52,6 @@ def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[n
     return crop, matrix
 
 
-def face_mask(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8 mask (255 inside) of the points' convex hull: for the whole mesh, the face with eyes and mouth."""
-    mask = np.zeros((size, size), np.uint8)
-    hull = cv2.convexHull(np.round(crop_landmarks[:, :2]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 255)
-    return mask
-
-
 @lru_cache(maxsize=1)
 def _whole_face_triangles() -> np.ndarray:
     """Delaunay triangles over the canonical face's points: no holes, so eyes and mouth move with the rest."""

@@ -19,9 +19,9 @@ from avatarcam.avatar import load_avatar, square_crop
 from avatarcam.config import Config
 from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, motion_correlations
 from avatarcam.eval.sidebyside import save_image, side_by_side
-from avatarcam.faceswap.align import face_mask
 from avatarcam.io.sources import read_video
 from avatarcam.stages import FrameStages
+from avatarcam.tracking.geometry import face_mask
 from avatarcam.types import Frame
 
 SIZE = 256

@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from avatarcam.avatar import IMAGE_SUFFIXES, AvatarError, read_image
 from avatarcam.eval.runner import VIDEO_SUFFIXES
-from avatarcam.faceswap.align import aligned_crop, face_mask, sharpness, transform_points
+from avatarcam.faceswap.align import aligned_crop, sharpness, transform_points
 from avatarcam.io.sources import SourceError, VideoFileSource
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import FaceMeshDetector
-from avatarcam.tracking.geometry import fit_pose, to_canonical
+from avatarcam.tracking.geometry import face_mask, fit_pose, to_canonical
 
 log = logging.getLogger(__name__)
 

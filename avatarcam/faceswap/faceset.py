@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatarcam.faceswap.align import face_mask
 from avatarcam.tracking import topology as T
+from avatarcam.tracking.geometry import face_mask
 
 MIN_FACES = 32  # fewer faces than this cannot train a decoder; a few hundred varied ones train far better
 EXPRESSION_PARTS = (T.OUTER_LIPS, T.RIGHT_EYE, T.LEFT_EYE)  # weighed more in the loss

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+import cv2
 import numpy as np
 
 from avatarcam.tracking import topology as T
@@ -102,3 +103,12 @@ def expression_signals(landmarks: np.ndarray) -> dict[str, float]:
             signals[f"gaze_x_{side}"] = float((p[iris, 0] - mid[0]) / (width * iod + 1e-6))
             signals[f"gaze_y_{side}"] = float((p[iris, 1] - mid[1]) / (width * iod + 1e-6))
     return signals
+
+
+def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """size² uint8 mask (255 inside) of the points' convex hull: for the whole mesh, the face with eyes and mouth
+    (EVAL.md's face hull)."""
+    mask = np.zeros((size, size), np.uint8)
+    hull = cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255)
+    return mask
