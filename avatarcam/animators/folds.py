@@ -71,15 +71,14 @@ def unfold(
     Each pass moves the movable corners of every folded triangle along the gradient of its area to a sliver of
     its own winding, and keeps them inside `box` (low, high); the move grows from zero with the fold, so
     nothing jumps between frames."""
-    tris = triangles
-    rest = signed_areas(src, tris)
+    rest = signed_areas(src, triangles)
     goal = np.sign(rest) * np.minimum(np.abs(rest), UNFOLD_AREA)
     for _ in range(UNFOLD_PASSES):
-        short = np.flatnonzero((np.abs(rest) > 0.05) & (signed_areas(dst, tris) * np.sign(rest) < np.abs(goal)))
+        short = np.flatnonzero((np.abs(rest) > 0.05) & (signed_areas(dst, triangles) * np.sign(rest) < np.abs(goal)))
         if not len(short):
             return
         for t in short:
-            corners = tris[t]
+            corners = triangles[t]
             p = dst[corners]
             # d(area)/d(corner i) = ½ · the opposite edge turned a quarter: (y_j − y_k, x_k − x_j).
             j, k = p[[1, 2, 0]], p[[2, 0, 1]]

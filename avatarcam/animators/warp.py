@@ -68,10 +68,9 @@ def irises_follow_lids(points: np.ndarray, open_gaps: list[float]) -> np.ndarray
     have closed (relative to `open_gaps`, the portrait's own lid gaps), else the eye's triangles fold and the
     iris and sclera show through closed lids."""
     points = points.copy()
-    for (upper, lower, iris, _), axis, gap, open_gap in zip(
-        EYE_AXES, _eye_normals(points), lid_gaps(points), open_gaps, strict=True
+    for (upper, lower, iris, _), axis, closed in zip(
+        EYE_AXES, _eye_normals(points), lid_closures(points, open_gaps), strict=True
     ):
-        closed = 1.0 - min(1.0, max(gap, 0.0) / max(open_gap, 1e-6))
         offset = points[iris] - (points[upper] + points[lower]) / 2
         points[iris] -= np.outer(offset @ axis * closed, axis)
     return points
@@ -92,6 +91,14 @@ def lid_gaps(points: np.ndarray) -> list[float]:
     return [
         float((points[lower] - points[upper]) @ axis)
         for (upper, lower, *_), axis in zip(EYE_AXES, _eye_normals(points), strict=True)
+    ]
+
+
+def lid_closures(points: np.ndarray, open_gaps: list[float]) -> list[float]:
+    """Per eye, how far the lids have closed (0 open as in `open_gaps`, the portrait's own gaps; 1 shut)."""
+    return [
+        1.0 - min(1.0, max(gap, 0.0) / max(open_gap, 1e-6))
+        for gap, open_gap in zip(lid_gaps(points), open_gaps, strict=True)
     ]
 
 
@@ -117,6 +124,21 @@ def _mouth_opening(points: np.ndarray) -> float:
 
 def _mouth_open(points: np.ndarray) -> bool:
     return _mouth_opening(points) > 1.0
+
+
+def _polygon_box(polygon: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1: the polygon's bounding box grown by 2–3 px (room for its anti-aliased edge), in the image."""
+    x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + 3, (shape[1], shape[0]))
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def _polygon_mask(polygon: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """uint8 mask of the polygon over `box` (0–255, anti-aliased at sub-pixel precision)."""
+    x0, y0, x1, y1 = box
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round((polygon - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    return mask
 
 
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -171,7 +193,6 @@ class WarpAnimator:
         ]
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
         self._front_winding = np.sign(signed_areas(canonical_face(), self._face))  # axes point as the image's
-        self._rest_translation = fit_pose(lm)[2][:2]
         self._eye_gaps = lid_gaps(lm[:, :2])
         self._lash_colours = [self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)]
         self._triangles = np.concatenate([self._background, self._face])
@@ -274,21 +295,18 @@ class WarpAnimator:
     def _shut_eyes(self, out: np.ndarray, dst: np.ndarray) -> None:
         """A nearly closed eye is drawn as a lash line: squeezed between the lids, the sclera's highlight showed
         as white specks and the iris as a smudge."""
-        for contour, gap, open_gap, lash in zip(
-            (T.RIGHT_EYE, T.LEFT_EYE), lid_gaps(dst), self._eye_gaps, self._lash_colours, strict=True
+        for contour, closed, lash in zip(
+            (T.RIGHT_EYE, T.LEFT_EYE), lid_closures(dst, self._eye_gaps), self._lash_colours, strict=True
         ):
-            alpha = float(_smoothstep(np.array(1.0 - max(gap, 0.0) / max(open_gap, 1e-6)), *EYE_SHUT_RANGE))
+            alpha = float(_smoothstep(np.array(closed), *EYE_SHUT_RANGE))
             if alpha <= 0.0:
                 continue
             polygon = dst[contour]
-            x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 2, 0)
-            x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+            x0, y0, x1, y1 = _polygon_box(polygon, out.shape)
             region = out[y0:y1, x0:x1]
             if region.size == 0:
                 continue
-            mask = np.zeros(region.shape[:2], np.uint8)
-            cv2.fillPoly(mask, [np.round((polygon - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-            a = mask.astype(np.float32)[..., None] * (alpha / 255.0)
+            a = _polygon_mask(polygon, (x0, y0, x1, y1)).astype(np.float32)[..., None] * (alpha / 255.0)
             region[:] = (region * (1 - a) + lash * a).astype(np.uint8)
 
     def close(self) -> None:
@@ -316,7 +334,7 @@ class WarpAnimator:
         ring_src = self._src[self._ring_slice]
         # Past a dead zone the whole body slides with the head (someone moving along the sofa), so the rings that
         # follow the head only partly (neck, shoulders) do not shear under it until the hair between them folds.
-        move = trans[:2] - self._rest_translation
+        move = trans[:2] - self.avatar.face.translation[:2]
         dead = SLIDE_DEAD_ZONE * scale
         slide = move - dead * np.tanh(move / dead)
         ring = ring_src + (ring_now - ring_src) * self._ring_follow + (1.0 - self._ring_follow) * slide
@@ -371,15 +389,11 @@ class WarpAnimator:
         lend = float(_smoothstep(np.array(opening), *OWN_TEETH_FADE)) if self._own_interior else 1.0
         if lend <= 0.0:
             return
-        h, w = out.shape[:2]
-        x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
-        x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + 3
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        x0, y0, x1, y1 = _polygon_box(inner, out.shape)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
         local = dst - (x0, y0)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.round(local[T.INNER_LIPS] * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        mask = _polygon_mask(inner, (x0, y0, x1, y1))
         region = out[y0:y1, x0:x1]
         if driver_open:
             driver_lm = face.landmarks[:, :2].astype(np.float64)
