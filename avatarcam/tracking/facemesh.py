@@ -30,20 +30,28 @@ def _python_stderr_is_fd2() -> bool:
 
 
 @contextlib.contextmanager
+def _fd2_to_devnull() -> Iterator[None]:
+    """Points file descriptor 2, where native code writes, at /dev/null, and back afterwards."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silences what native code writes to stderr (MediaPipe's start-up chatter), without touching Python's."""
     if not _python_stderr_is_fd2():
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+    with _fd2_to_devnull():
         yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 @contextlib.contextmanager
@@ -60,16 +68,11 @@ def native_stderr_silenced() -> Iterator[None]:
     python_stderr = sys.stderr
     # The copy stays open afterwards: a logging handler made meanwhile keeps writing to it.
     sys.stderr = open(os.dup(2), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
     try:
-        yield
+        with _fd2_to_devnull():
+            yield
     finally:
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
         sys.stderr = python_stderr
 
 
