@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -149,22 +151,38 @@ def make_avatar(
             name,
             max(abs(yaw), abs(pitch)),
         )
-    key = hashlib.sha256(square.tobytes()).hexdigest()[:16]
     return Avatar(
         name=name,
         image=square,
         face=face,
-        key=key,
+        key=hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16],
         source=source,
         mask=person_mask(square),
-        portrait_key=hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16],
     )
+
+
+Edit = Callable[[np.ndarray], np.ndarray]  # an RGB portrait in, the edited portrait out
+
+
+@dataclass
+class AvatarPreparation:
+    """A portrait file to an Avatar: load → edits (none yet; attribute edits add theirs) → landmarks and framing
+    → person mask. The avatar's key is that of the edited portrait: its caches (fine-tunes) are its own."""
+
+    size: int
+    edits: list[Edit] = field(default_factory=list)
+
+    def __call__(self, path: str | Path | None) -> Avatar:
+        path = Path(path) if path else default_avatar_path()
+        image = read_image(path)
+        for edit in self.edits:
+            image = edit(image)
+        return make_avatar(image, self.size, name=path.stem, source=str(path), frame_face=True)
 
 
 def load_avatar(path: str | Path | None, size: int) -> Avatar:
     """An Avatar from a portrait file, or the bundled default avatar when path is empty."""
-    path = Path(path) if path else default_avatar_path()
-    return make_avatar(read_image(path), size, name=path.stem, source=str(path), frame_face=True)
+    return AvatarPreparation(size)(path)
 
 
 def list_avatars(folder: str | Path) -> list[Path]:

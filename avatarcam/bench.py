@@ -1,23 +1,30 @@
-"""Speed benchmarks: per-stage median/p95, offline throughput, and live capture→send latency."""
+"""Speed benchmarks: per-stage median/p95, offline throughput, the stage chain run in sequence and pipelined over
+the same frames, live capture→send latency in both modes, and the live loop with a background fine-tune."""
 
 from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from avatarcam.avatar import load_avatar
+from avatarcam.avatar import default_avatar_path, load_avatar
 from avatarcam.config import Config
-from avatarcam.io.demo import default_demo
+from avatarcam.demo import default_demo
 from avatarcam.io.sinks import NullSink
 from avatarcam.io.sources import Source, VideoFileSource
 from avatarcam.pipeline import LivePipeline
 from avatarcam.render import animate_frames, video_frames
-from avatarcam.stages import FrameStages
-from avatarcam.types import Frame
+from avatarcam.runtime.background import BackgroundJob
+from avatarcam.stages import Packet
+from avatarcam.stages.chain import Chain, StageTimes, build_stages, motion_chain
+from avatarcam.stages.pipelined import PipelinedChain
+from avatarcam.types import Avatar, Frame
+
+FINETUNE_JOB = "avatarcam.train.talking_head.finetune"
 
 
 @dataclass
@@ -26,6 +33,7 @@ class BenchRow:
     stages: dict[str, tuple[float, float]]  # stage → (median ms, p95 ms)
     fps: float
     latency: tuple[float, float] | None = None  # live capture→send (p50, p95) ms
+    key: str = ""  # which comparison it belongs to: chain-/live- sequential | pipelined, live-finetune
 
 
 def machine() -> str:
@@ -43,57 +51,125 @@ def _demo_frames(count: int) -> list[Frame]:
     return [demo.read() for _ in range(count)]
 
 
+def _sized(config: Config, size: int) -> Config:
+    return replace(config, animator=replace(config.animator, size=size))
+
+
 def bench_offline(config: Config, size: int, frames: list[Frame]) -> BenchRow:
-    config.animator.size = size
-    stages = FrameStages(config, load_avatar(config.avatar or None, size))
-    for _ in animate_frames(stages, iter(frames[:10])):  # warm-up: first calls allocate
+    """Track → retarget → animate, one frame after another, as fast as they go."""
+    config = _sized(config, size)
+    avatar = load_avatar(config.avatar or None, size)
+    chain = motion_chain(config)
+    for _ in animate_frames(chain, avatar, frames[:10]):  # warm-up: first calls allocate
         pass
-    stages.times.samples.clear()
+    chain.times.samples.clear()
     start = time.perf_counter()
-    for _ in animate_frames(stages, iter(frames)):
+    for _ in animate_frames(chain, avatar, frames):
         pass
     fps = len(frames) / (time.perf_counter() - start)
-    stages.close()
-    return BenchRow(f"render {size}²", stages.times.summary(), fps)
+    chain.close()
+    return BenchRow(f"render {size}²", chain.times.summary(), fps)
 
 
-def bench_live(config: Config, seconds: float, driver: str | None) -> BenchRow:
+def bench_throughput(config: Config, frames: list[Frame], pipelined: bool) -> BenchRow:
+    """The whole chain (compose included) over `frames`, losing none: in sequence, or pipelined."""
+    avatar = load_avatar(config.avatar or None, config.animator.size)
+    stages = build_stages(config)
+    runner: Chain | PipelinedChain = (
+        PipelinedChain(stages, config.chain.split_after, lossless=True) if pipelined else Chain(stages)
+    )
+    runner.prepare(avatar)
+    _through(runner, avatar, frames[:10])  # warm-up
+    times_before = {k: len(v) for k, v in runner.times.samples.items()}
+    start = time.perf_counter()
+    _through(runner, avatar, frames)
+    fps = len(frames) / (time.perf_counter() - start)
+    times = StageTimes({k: v[times_before.get(k, 0) :] for k, v in runner.times.samples.items()})
+    runner.close()
+    mode = "pipelined" if pipelined else "sequential"
+    out = config.output
+    what = f"chain {config.animator.size}² → {out.width}×{out.height}, {mode}"
+    return BenchRow(what, times.summary(), fps, key=f"chain-{mode}")
+
+
+def _through(runner: Chain | PipelinedChain, avatar: Avatar, frames: list[Frame]) -> None:
+    """Every frame through the runner and out again (a lossless pipelined runner gives back each one)."""
+    if isinstance(runner, Chain):
+        for frame in frames:
+            runner(Packet(frame, avatar))
+        return
+    feeder = threading.Thread(target=lambda: [runner.put(Packet(frame, avatar)) for frame in frames], daemon=True)
+    feeder.start()
+    for _ in frames:
+        if runner.get(timeout=30.0) is None:
+            raise RuntimeError("the pipelined stages stopped handing frames back")
+    feeder.join(timeout=5.0)
+
+
+def bench_live(config: Config, seconds: float, driver: str | None, finetune: bool = False) -> BenchRow:
     source: Source
     if driver:
         source = VideoFileSource(driver, loop=True, realtime=True)
     else:
         source = default_demo(fps=config.output.fps)
-    stages = FrameStages(config, load_avatar(config.avatar or None, config.animator.size))
-    pipeline = LivePipeline(config, source, NullSink(), stages)
+    pipeline = LivePipeline(config, source, NullSink(), load_avatar(config.avatar or None, config.animator.size))
     stats = pipeline.run(max_seconds=seconds)
     pipeline.close()
     source.close()
-    stages.close()
     lat = np.asarray(stats.latencies_ms)[15:]  # skip start-up
+    mode = "pipelined" if config.chain.pipelined else "sequential"
+    out = config.output
+    what = f"live {config.animator.size}² → {out.width}×{out.height}, {mode}"
     return BenchRow(
-        f"live {config.animator.size}² → {config.output.width}×{config.output.height}",
-        stages.times.summary(),
+        what + (", fine-tune running" if finetune else ""),
+        pipeline.times.summary(),
         stats.fps,
-        (float(np.percentile(lat, 50)), float(np.percentile(lat, 95))),
+        (float(np.percentile(lat, 50)), float(np.percentile(lat, 95))) if lat.size else None,
+        "live-finetune" if finetune else f"live-{mode}",
     )
 
 
-def run_bench(config: Config, sizes: list[int], frames: int, live_seconds: float, driver: str | None) -> list[BenchRow]:
-    # A background fine-tune would share the cores with the frames being timed; its result runs at the same speed.
-    config.animator.finetune = False
+def bench_with_finetune(config: Config, seconds: float, driver: str | None) -> BenchRow:
+    """The live loop while a talking-head fine-tune runs as the background job a new portrait starts."""
+    avatar = config.avatar or str(default_avatar_path())
+    job = BackgroundJob(FINETUNE_JOB, [avatar, "--steps", "100000"])
+    try:
+        time.sleep(3.0)  # past its start-up, into training
+        return bench_live(config, seconds, driver, finetune=True)
+    finally:
+        job.kill()
+
+
+def run_bench(
+    config: Config,
+    sizes: list[int],
+    frames: int,
+    live_seconds: float,
+    driver: str | None,
+    background: bool = False,
+) -> list[BenchRow]:
+    # The animator's own background fine-tune stays off: the fine-tune row starts one on purpose.
+    talking_head = replace(config.animator.talking_head, finetune=False)
+    config = replace(config, animator=replace(config.animator, talking_head=talking_head))
     if driver:
         iterator, _ = video_frames(driver, frames)
         driver_frames = list(iterator)
     else:
         driver_frames = _demo_frames(frames)
     rows = [bench_offline(config, size, driver_frames) for size in sizes]
+    rows += [bench_throughput(config, driver_frames, pipelined) for pipelined in (False, True)]
     if live_seconds > 0:
-        rows.append(bench_live(config, live_seconds, driver))
+        for pipelined in (False, True):
+            mode = replace(config, chain=replace(config.chain, pipelined=pipelined))
+            rows.append(bench_live(mode, live_seconds, driver))
+        if background:
+            rows.append(bench_with_finetune(config, live_seconds, driver))
     return rows
 
 
 def format_rows(rows: list[BenchRow]) -> str:
-    stages = sorted({s for r in rows for s in r.stages}, key=["track", "retarget", "animate"].index)
+    order = ["track", "retarget", "animate", "compose", "mirror"]
+    stages = sorted({s for r in rows for s in r.stages}, key=lambda s: order.index(s) if s in order else len(order))
     head = "| run | " + " | ".join(f"{s} ms (p50 / p95)" for s in stages) + " | fps | capture→send ms (p50 / p95) |"
     lines = [head, "|" + "---|" * (len(stages) + 3)]
     for r in rows:
@@ -101,3 +177,19 @@ def format_rows(rows: list[BenchRow]) -> str:
         lat = f"{r.latency[0]:.1f} / {r.latency[1]:.1f}" if r.latency else "–"
         lines.append(f"| {r.what} | " + " | ".join(cells) + f" | {r.fps:.0f} | {lat} |")
     return "\n".join(lines)
+
+
+def ratios(rows: list[BenchRow]) -> list[str]:
+    """Pipelined over sequential (throughput, and live p95 latency), and the live fps kept under a fine-tune."""
+    by = {r.key: r for r in rows if r.key}
+    said = []
+    seq, pipe = by.get("chain-sequential"), by.get("chain-pipelined")
+    if seq and pipe:
+        said.append(f"pipelined throughput: {pipe.fps / seq.fps:.2f}× the sequential chain's")
+    live_seq, live_pipe = by.get("live-sequential"), by.get("live-pipelined")
+    if live_seq and live_pipe and live_seq.latency and live_pipe.latency:
+        said.append(f"live p95 latency, pipelined − sequential: {live_pipe.latency[1] - live_seq.latency[1]:+.1f} ms")
+    tuned = by.get("live-finetune")
+    if tuned and live_pipe:
+        said.append(f"live fps with a background fine-tune: {tuned.fps / live_pipe.fps:.0%} of without")
+    return said

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from avatarcam.config import Config, load_config
@@ -18,17 +19,24 @@ from avatarcam.config import Config, load_config
 log = logging.getLogger("avatarcam")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, **more: object) -> Config:
+    """The settings: defaults, the config file, then the command's flags (and `more`, {"section.key": value})."""
     overrides = {
         "avatar": getattr(args, "avatar", None),
         "avatars_dir": getattr(args, "avatars_dir", None),
         "animator.name": getattr(args, "animator", None),
         "animator.size": getattr(args, "size", None),
-        "animator.swap_model": getattr(args, "model", None),
+        "animator.faceswap.model": getattr(args, "model", None),
         "tracker.backend": "landmarker" if getattr(args, "task_file", None) else None,
         "tracker.task_file": getattr(args, "task_file", None),
+        **more,
     }
     return load_config(args.config, overrides)
+
+
+def _offline(args: argparse.Namespace) -> Config:
+    """Offline commands use a cached fine-tune and start none."""
+    return _config(args, **{"animator.talking_head.finetune": False})
 
 
 @contextlib.contextmanager
@@ -54,53 +62,51 @@ def _signals_stop() -> Iterator[None]:
             signal.signal(getattr(signal, name), handler if handler is not None else signal.SIG_DFL)
 
 
+def _run_flags(args: argparse.Namespace) -> dict[str, object]:
+    """`run`'s own flags as settings."""
+    flags: dict[str, object] = {"source.camera": args.camera, "source.kind": args.source}
+    if args.video:
+        flags |= {"source.kind": "file", "source.path": args.video}
+    if args.out:
+        flags |= {"output.path": args.out, "output.sink": args.sink or "file"}
+    elif args.sink:
+        flags["output.sink"] = args.sink
+    if args.no_monitor:
+        flags["output.monitor"] = False
+    if args.sequential:
+        flags["chain.pipelined"] = False
+    return flags
+
+
 @_signals_stop()
 def cmd_run(args: argparse.Namespace) -> int:
     from avatarcam.avatar import list_avatars, load_avatar
+    from avatarcam.devices import open_monitor, open_sink, open_source
     from avatarcam.hotkeys import Hotkeys
-    from avatarcam.io.demo import default_demo
-    from avatarcam.io.sinks import RecorderSink, open_monitor, open_sink
-    from avatarcam.io.sources import VideoFileSource, open_source
+    from avatarcam.io.sinks import RecorderSink
+    from avatarcam.io.sources import VideoFileSource
     from avatarcam.pipeline import LivePipeline
-    from avatarcam.stages import FrameStages
 
-    config = _config(args)
-    src = config.source
-    if args.video:
-        src.kind, src.path = "file", args.video
-    elif args.source:
-        src.kind = args.source
-    if args.camera is not None:
-        src.camera = args.camera
-    out = config.output
-    if args.out:
-        out.path = args.out
-        out.sink = args.sink or "file"
-    elif args.sink:
-        out.sink = args.sink
-    if args.no_monitor:
-        out.monitor = False
-    if out.sink == "file":
-        src.loop = False  # a recording driven by a file ends with it; looping is for a live virtual camera
-
+    config = _config(args, **_run_flags(args))
+    if config.output.sink == "file":  # a recording driven by a file ends with it; looping is for a live camera
+        config = replace(config, source=replace(config.source, loop=False))
     paths = list_avatars(config.avatars_dir) if config.avatars_dir else []
     avatar = load_avatar(config.avatar or (paths[0] if paths else None), config.animator.size)
     print(f"avatar: {avatar.name} ({config.animator.name} animator, {avatar.size}²)")
-    source, said = open_source(src, lambda: default_demo(src.width, src.height, src.fps))
+    source, said = open_source(config)
     print(said)
-    if isinstance(source, VideoFileSource):
-        out.fps = source.fps  # the output runs on the file's clock: a recording of it keeps its timing
-    sink, said = open_sink(out)
+    if isinstance(source, VideoFileSource):  # the output runs on the file's clock: a recording keeps its timing
+        config = replace(config, output=replace(config.output, fps=source.fps))
+    sink, said = open_sink(config)
     print(said)
     if isinstance(sink, RecorderSink) and isinstance(source, VideoFileSource):
         source.loop = False  # also where `auto` fell back to recording
-    monitor, said = open_monitor(out, sink)
+    monitor, said = open_monitor(config, sink)
     if said:
         print(said)
     hotkeys = Hotkeys(config.hotkeys)
     print(hotkeys.start(config.hotkeys.global_keys and not args.no_global_hotkeys))
-    stages = FrameStages(config, avatar)
-    pipeline = LivePipeline(config, source, sink, stages, paths, hotkeys, monitor)
+    pipeline = LivePipeline(config, source, sink, avatar, paths, hotkeys, monitor)
     print("running: Ctrl+C (or the quit hotkey) to stop")
     try:
         stats = pipeline.run(max_seconds=args.seconds)
@@ -111,10 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         sink.close()
         if monitor is not None:
             monitor.close()
-        stages.close()
     print(
         f"sent {stats.frames} frames at {stats.fps:.1f} fps, latency p50 {stats.latency(50):.0f} ms "
-        f"p95 {stats.latency(95):.0f} ms, {stages.errors} frame errors"
+        f"p95 {stats.latency(95):.0f} ms, {pipeline.errors} frame errors"
     )
     if getattr(source, "unreadable", 0):
         print(f"warning: {source.unreadable} frames of {source.name} could not be decoded (a damaged file)")
@@ -126,8 +131,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from avatarcam.avatar import load_avatar
     from avatarcam.render import render_video
 
-    config = _config(args)
-    config.animator.finetune = False  # offline: a cached fine-tune is used, none is started
+    config = _offline(args)
     avatar = load_avatar(args.avatar, config.animator.size)
     result = render_video(config, avatar, args.driver, args.out, max_frames=args.frames, progress=not args.quiet)
     print(
@@ -139,12 +143,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from avatarcam.bench import format_rows, machine, run_bench
+    from avatarcam.bench import format_rows, machine, ratios, run_bench
 
     config = _config(args)
-    rows = run_bench(config, args.sizes, args.frames, args.live_seconds, args.driver)
+    rows = run_bench(config, args.sizes, args.frames, args.live_seconds, args.driver, args.with_finetune)
     print(f"machine: {machine()}, animator {config.animator.name}")
     print(format_rows(rows))
+    for line in ratios(rows):
+        print(line)
     return 0
 
 
@@ -183,8 +189,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     from avatarcam.eval.contact_sheet import HARD_CASES, SHARED_DATA, build_sheet
     from avatarcam.eval.sidebyside import save_image
 
-    config = _config(args)
-    config.animator.finetune = False  # offline, as `render`: a cached fine-tune is used, none is started
+    config = _offline(args)
     portraits = args.portraits or [SHARED_DATA / case for case in HARD_CASES]
     grid, drivers = build_sheet(config, portraits, args.driver, args.frames, args.tile)
     save_image(args.out, grid)
@@ -217,7 +222,7 @@ def cmd_train_canonical(args: argparse.Namespace) -> int:
 
 
 def cmd_train_data(args: argparse.Namespace) -> int:
-    from avatarcam.talking.data import DataSettings, build_cache
+    from avatarcam.train.talking_head.data import DataSettings, build_cache
 
     settings = DataSettings(frames_per_clip=args.frames, stills=args.max_stills)
     summary = build_cache(args.clips, args.out, args.stills, settings)
@@ -229,7 +234,7 @@ def cmd_train_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train_talking_head(args: argparse.Namespace) -> int:
-    from avatarcam.talking.meta_train import WEIGHTS, TrainSettings, train
+    from avatarcam.train.talking_head.meta_train import WEIGHTS, TrainSettings, train
 
     settings = TrainSettings(steps=args.steps, batch=args.batch, shots=args.shots, threads=args.threads)
     losses = train(args.cache, args.out, settings, progress=not args.quiet)
@@ -240,8 +245,8 @@ def cmd_train_talking_head(args: argparse.Namespace) -> int:
 
 def cmd_avatar_add(args: argparse.Namespace) -> int:
     from avatarcam.avatar import load_avatar
-    from avatarcam.talking.data import FRAME_SIZE
-    from avatarcam.talking.finetune import FineTuneSettings, finetune
+    from avatarcam.train.talking_head.data import FRAME_SIZE
+    from avatarcam.train.talking_head.finetune import FineTuneSettings, finetune
 
     avatar = load_avatar(args.portrait, FRAME_SIZE)  # refuses a portrait it cannot use before any training
     settings = FineTuneSettings(steps=args.steps, threads=args.threads)
@@ -254,8 +259,8 @@ def cmd_avatar_add(args: argparse.Namespace) -> int:
 
 
 def cmd_export_talking_head(args: argparse.Namespace) -> int:
-    from avatarcam.talking.export import calibration_feeds, export_all, load_networks
-    from avatarcam.talking.meta_train import WEIGHTS
+    from avatarcam.train.talking_head.export import calibration_feeds, export_all, load_networks
+    from avatarcam.train.talking_head.meta_train import WEIGHTS
 
     checkpoint = Path(args.run) / WEIGHTS
     if not checkpoint.is_file():
@@ -271,7 +276,7 @@ def cmd_export_talking_head(args: argparse.Namespace) -> int:
 
 
 def cmd_faceswap_extract(args: argparse.Namespace) -> int:
-    from avatarcam.faceswap.extract import ExtractSettings, extract
+    from avatarcam.train.faceswap.extract import ExtractSettings, extract
 
     settings = ExtractSettings(size=args.size, every=args.every, max_faces=args.max)
     report = extract(args.source, args.out, settings, progress=not args.quiet)
@@ -280,8 +285,8 @@ def cmd_faceswap_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_faceswap_record(args: argparse.Namespace) -> int:
-    from avatarcam.faceswap.extract import ExtractSettings, extract
-    from avatarcam.faceswap.record import record
+    from avatarcam.train.faceswap.extract import ExtractSettings, extract
+    from avatarcam.train.faceswap.record import record
 
     video = record(args.camera, args.seconds, Path(args.out) / "recording.mp4", progress=not args.quiet)
     report = extract(video, args.out, ExtractSettings(size=args.size), progress=not args.quiet)
@@ -290,7 +295,7 @@ def cmd_faceswap_record(args: argparse.Namespace) -> int:
 
 
 def cmd_faceswap_eval(args: argparse.Namespace) -> int:
-    from avatarcam.faceswap.evaluate import evaluate_swap
+    from avatarcam.train.faceswap.evaluate import evaluate_swap
 
     config = _config(args)
     result = evaluate_swap(config, Path(args.driver), Path(args.b_clip), args.start, args.frames, Path(args.out))
@@ -299,10 +304,10 @@ def cmd_faceswap_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_faceswap(args: argparse.Namespace) -> int:
-    from avatarcam.faceswap.export import export_swap
-    from avatarcam.faceswap.faceset import FaceSet
-    from avatarcam.faceswap.store import model_dir
-    from avatarcam.faceswap.train import SwapTrainSettings, train_faceswap
+    from avatarcam.animators.faceswap.store import model_dir
+    from avatarcam.train.faceswap.export import export_swap
+    from avatarcam.train.faceswap.faceset import FaceSet
+    from avatarcam.train.faceswap.train import SwapTrainSettings, train_faceswap
 
     settings = SwapTrainSettings(size=args.size, steps=args.steps, batch=args.batch, threads=args.threads)
     folder = model_dir(args.name)
@@ -317,9 +322,9 @@ def cmd_train_faceswap(args: argparse.Namespace) -> int:
 
 
 def cmd_export_faceswap(args: argparse.Namespace) -> int:
-    from avatarcam.faceswap.export import export_swap
-    from avatarcam.faceswap.faceset import FaceSet
-    from avatarcam.faceswap.store import model_dir
+    from avatarcam.animators.faceswap.store import model_dir
+    from avatarcam.train.faceswap.export import export_swap
+    from avatarcam.train.faceswap.faceset import FaceSet
 
     folder = model_dir(args.model)
     check = export_swap(folder, FaceSet(args.a) if args.a else None)
@@ -336,9 +341,9 @@ def training_options(p: argparse.ArgumentParser, steps: int, batch_help: str) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from avatarcam.animators import available
+    from avatarcam.registry import ANIMATORS
 
-    animator_names = available()
+    animator_names = list(ANIMATORS.names())
     parser = argparse.ArgumentParser(
         prog="avatarcam",
         description="Real-time avatar virtual webcam.",
@@ -367,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sink", choices=["auto", "virtual", "preview", "file", "null"], help="output")
     run.add_argument("--out", help="record the output to this mp4")
     run.add_argument("--seconds", type=float, help="stop after this long")
+    run.add_argument("--sequential", action="store_true", help="run the stages in turn on one thread")
     run.add_argument("--no-global-hotkeys", action="store_true", help="only the preview window's keys")
     run.add_argument(
         "--no-monitor", action="store_true", help="no preview window (with the HUD) beside the virtual camera or file"
@@ -388,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=200, help="driver frames per size")
     bench.add_argument("--live-seconds", type=float, default=10.0, help="length of the live run (0: skip)")
     bench.add_argument("--driver", help="driver video (default: demo motion)")
+    bench.add_argument(
+        "--with-finetune", action="store_true", help="also the live run with a talking-head fine-tune in the background"
+    )
     bench.set_defaults(func=cmd_bench)
 
     doctor = sub.add_parser("doctor", help="check camera, virtual camera, audio, GPU")
@@ -415,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("sheet", help="contact sheet: the hard moments of driver clips on hard-case portraits")
     sh.add_argument("--portraits", nargs="+", help="portrait files or folders (default: the hard cases in shared data)")
     sh.add_argument("--driver", action="append", required=True, help="driver clip (repeat for several)")
-    sh.add_argument("--animator", default="warp", help="animator name (default: warp)")
+    sh.add_argument("--animator", choices=animator_names, default="warp", help="animator: %(choices)s (default: warp)")
     sh.add_argument("--size", type=int, default=256, help="render size, as eval (default: 256)")
     sh.add_argument("--frames", type=int, default=300, help="moments are picked from the first N driver frames")
     sh.add_argument("--tile", type=int, default=192, help="cell size in pixels")

@@ -1,12 +1,15 @@
 """One dataclass tree holds every setting; defaults live here only.
 
-A TOML file (`--config FILE`, or the user's config dir) overrides the defaults section by section, and CLI flags
-override both.
+A TOML file (`--config FILE`, else `config.toml` in the user's config folder when there is one) overrides the
+defaults section by section, and CLI flags override both. The result is frozen: nothing changes a setting
+after `load_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +18,14 @@ from typing import Any
 APP_NAME = "avatarcam"
 
 
-@dataclass
+def choices(values: tuple[str, ...] | str, default: str) -> Any:
+    """A text setting with a fixed set of values (or the name of a registry listing them), checked at load."""
+    return field(default=default, metadata={"choices": values})
+
+
+@dataclass(frozen=True)
 class SourceConfig:
-    kind: str = "auto"  # auto (camera, else demo) | camera | file | demo
+    kind: str = choices("source", "auto")  # auto (camera, else demo) | camera | file | demo
     camera: int = 0  # camera index
     path: str = ""  # video file for kind=file
     width: int = 640
@@ -26,9 +34,9 @@ class SourceConfig:
     loop: bool = True  # loop a video file
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackerConfig:
-    backend: str = "facemesh"  # facemesh (bundled) | landmarker (needs a .task file)
+    backend: str = choices(("facemesh", "landmarker"), "facemesh")  # landmarker needs a .task file
     task_file: str = ""  # MediaPipe Face Landmarker bundle, used by backend=landmarker
     min_confidence: float = 0.5
     # Detect on every frame instead of following last frame's region: landmarks ~25% closer to the truth on
@@ -44,7 +52,7 @@ class TrackerConfig:
     mouth_min_cutoff: float = 20.0  # lips and jaw (speech is the fastest expression): +0.03 mouth correlation
 
 
-@dataclass
+@dataclass(frozen=True)
 class RetargetConfig:
     expression_gain: float = 1.0  # scales the driver's expression deltas
     rotation_gain: float = 1.0
@@ -61,38 +69,54 @@ class RetargetConfig:
     edge_lost_share: float = 0.1
 
 
-@dataclass
-class AnimatorConfig:
-    name: str = "warp"
-    size: int = 512  # the avatar is drawn at size×size
+@dataclass(frozen=True)
+class WarpConfig:
     grid: int = 256  # warp field resolution, at most the image size (the image itself is warped at full size);
     # 256 places landmarks ~0.07 px closer than 128 for ~1.8 ms more per frame
     mouth_interior: bool = True  # paste the driver's colour-matched mouth interior into an open mouth
-    # talking-head: int8 (CPU default, ~3× faster) or fp32; fine-tune a new portrait in the background (live runs)
-    precision: str = "int8"
-    finetune: bool = True
+
+
+@dataclass(frozen=True)
+class TalkingHeadConfig:
+    precision: str = choices(("int8", "fp32"), "int8")  # int8: the CPU default, ~3× faster
+    finetune: bool = True  # fine-tune a new portrait in the background (live runs)
     finetune_steps: int = 300
     threads: int = 0  # ONNX Runtime CPU threads (0: its default)
-    # faceswap: the trained model (a name from `avatarcam train faceswap --name`, or its folder); colour transfer
-    # reinhard | histogram | none; mask erosion and feather in pixels of the 128² crop; blend feather | poisson;
-    # temporal smoothing of the swapped face (share of the previous frame); keep the driver's own lips, and eyes,
-    # over the swap (they then follow exactly: talking, blinks, gaze); nod the swapped face with the driver's pitch
-    # (the decoder hardly draws it); with no face: passthrough | hold
-    swap_model: str = ""
-    swap_colour: str = "reinhard"
-    swap_erode: int = 4
-    swap_blur: int = 8
-    swap_blend: str = "feather"
-    swap_smoothing: float = 0.35
-    swap_keep_mouth: bool = True
-    swap_keep_eyes: bool = True
-    swap_follow_pitch: bool = True
-    swap_no_face: str = "passthrough"
 
 
-@dataclass
+COLOUR_MODES = ("reinhard", "histogram", "none")
+BLEND_MODES = ("feather", "poisson")
+
+
+@dataclass(frozen=True)
+class FaceSwapConfig:
+    model: str = ""  # the trained model: a name from `avatarcam train faceswap --name`, or its folder
+    precision: str = choices(("int8", "fp32"), "int8")  # int8 where the export kept it
+    threads: int = 0
+    colour: str = choices(COLOUR_MODES, "reinhard")  # colour transfer to the driver's skin
+    erode: int = 4  # mask erosion and feather, in pixels of the 128² crop
+    blur: int = 8
+    blend: str = choices(BLEND_MODES, "feather")
+    smoothing: float = 0.35  # temporal smoothing of the swapped face (share of the previous frame)
+    # keep the driver's own lips, and eyes, over the swap (they then follow exactly: talking, blinks, gaze)
+    keep_mouth: bool = True
+    keep_eyes: bool = True
+    follow_pitch: bool = True  # nod the swapped face with the driver's pitch (the decoder hardly draws it)
+    no_face: str = choices(("passthrough", "hold"), "passthrough")
+
+
+@dataclass(frozen=True)
+class AnimatorConfig:
+    name: str = choices("animator", "warp")
+    size: int = 512  # the avatar is drawn at size×size
+    warp: WarpConfig = field(default_factory=WarpConfig)
+    talking_head: TalkingHeadConfig = field(default_factory=TalkingHeadConfig)
+    faceswap: FaceSwapConfig = field(default_factory=FaceSwapConfig)
+
+
+@dataclass(frozen=True)
 class OutputConfig:
-    sink: str = "auto"  # auto (virtual cam, else preview, else file) | virtual | preview | file | null
+    sink: str = choices("sink", "auto")  # auto (virtual cam, else preview, else file) | virtual | preview | file | null
     width: int = 960
     height: int = 540
     fps: float = 30.0
@@ -102,37 +126,38 @@ class OutputConfig:
     monitor: bool = True  # a preview window beside the virtual camera or recording (where a display exists)
 
 
-@dataclass
+@dataclass(frozen=True)
+class ChainConfig:
+    """The frame path: stage names from the stage registry, in order (the sink comes last, always)."""
+
+    stages: tuple[str, ...] = field(
+        default=("track", "retarget", "animate", "compose", "mirror"), metadata={"choices": "stage"}
+    )
+    # Live runs: the stages run on their own threads, split after these stages, joined by queues of one that drop
+    # the oldest (tracking frame t+1 while frame t is drawn). False: one thread runs them in turn.
+    pipelined: bool = True
+    split_after: tuple[str, ...] = ("track",)
+
+
+@dataclass(frozen=True)
 class HotkeyConfig:
     global_keys: bool = True  # listen system-wide (pynput) so keys work while the call app has focus
-    bindings: dict[str, str] = field(
+    # Action → keys: a combination ("<ctrl>+<alt>+n") works system-wide, a single character in the preview window.
+    bindings: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
-            "next_avatar": "<ctrl>+<alt>+n",
-            "previous_avatar": "<ctrl>+<alt>+p",
-            "reset_reference": "<ctrl>+<alt>+r",
-            "passthrough": "<ctrl>+<alt>+t",
-            "freeze": "<ctrl>+<alt>+f",
-            "hud": "<ctrl>+<alt>+h",
-            "mirror": "<ctrl>+<alt>+m",
-            "quit": "<ctrl>+<alt>+q",
-        }
-    )
-    # Single keys in the preview window.
-    preview_keys: dict[str, str] = field(
-        default_factory=lambda: {
-            "next_avatar": "n",
-            "previous_avatar": "p",
-            "reset_reference": "r",
-            "passthrough": "t",
-            "freeze": "f",
-            "hud": "h",
-            "mirror": "m",
-            "quit": "q",
+            "next_avatar": ("<ctrl>+<alt>+n", "n"),
+            "previous_avatar": ("<ctrl>+<alt>+p", "p"),
+            "reset_reference": ("<ctrl>+<alt>+r", "r"),
+            "passthrough": ("<ctrl>+<alt>+t", "t"),
+            "freeze": ("<ctrl>+<alt>+f", "f"),
+            "hud": ("<ctrl>+<alt>+h", "h"),
+            "mirror": ("<ctrl>+<alt>+m", "m"),
+            "quit": ("<ctrl>+<alt>+q", "q"),
         }
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     avatar: str = ""  # portrait image; empty = the bundled default avatar
     avatars_dir: str = ""  # folder of portraits for next/previous avatar
@@ -140,12 +165,54 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     retarget: RetargetConfig = field(default_factory=RetargetConfig)
     animator: AnimatorConfig = field(default_factory=AnimatorConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
 
 
-def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
+def user_config_file() -> Path:
+    """`config.toml` in the platform's user config folder (XDG / APPDATA / Application Support)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / APP_NAME / "config.toml"
+
+
+def _valid_choices(spec: tuple[str, ...] | str) -> tuple[str, ...]:
+    if isinstance(spec, tuple):
+        return spec
+    from avatarcam import registry  # a registry's names; imported here: it names modules of every layer
+
+    return ("auto", *registry.by_kind(spec).names()) if spec in ("source", "sink") else registry.by_kind(spec).names()
+
+
+def _value(current: Any, value: Any, spec: dataclasses.Field, where: str) -> Any:
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise ValueError(f"setting '{where}' takes true or false, not {value!r}")
+    if isinstance(current, tuple):
+        value = (value,) if isinstance(value, str) else tuple(value)
+    elif isinstance(current, dict):
+        value = {**current, **{k: (v,) if isinstance(v, str) else tuple(v) for k, v in value.items()}}
+    else:
+        try:
+            value = type(current)(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"setting '{where}' takes a {type(current).__name__}, not {value!r}") from None
+    if "choices" in spec.metadata:
+        valid = _valid_choices(spec.metadata["choices"])
+        for item in value if isinstance(value, tuple) else (value,):
+            if item not in valid:
+                raise ValueError(f"unknown {where} '{item}' (valid: {', '.join(valid)})")
+    return value
+
+
+def _merged(obj: Any, values: dict[str, Any], where: str) -> Any:
+    """`obj` with `values` applied: a new frozen tree, every value checked."""
     names = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
     for key, value in values.items():
         if key not in names:
             raise ValueError(f"unknown setting '{where}{key}' (known: {', '.join(sorted(names))})")
@@ -153,30 +220,39 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ValueError(f"setting '{where}{key}' is a section, not a value")
-            _merge(current, value, f"{where}{key}.")
-        elif isinstance(current, dict):
-            current.update(value)
+            changes[key] = _merged(current, value, f"{where}{key}.")
         else:
-            setattr(obj, key, type(current)(value))
+            changes[key] = _value(current, value, names[key], f"{where}{key}")
+    return dataclasses.replace(obj, **changes)
+
+
+def nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    """{"section.key": value} → {"section": {"key": value}}, leaving out None values (flags not given)."""
+    tree: dict[str, Any] = {}
+    for name, value in dotted.items():
+        if value is None:
+            continue
+        *sections, key = name.split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = value
+    return tree
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the TOML file (if any), then `overrides` ({"section.key": value} or nested dicts)."""
+    """Defaults, then the TOML file (`path`, else the user's config file if it exists), then `overrides`
+    ({"section.key": value}; None values are left out). Unknown settings and values say what is valid."""
     config = Config()
-    if path:
+    file = Path(path) if path else user_config_file()
+    if path or file.is_file():
         try:
-            with open(path, "rb") as fh:
-                _merge(config, tomllib.load(fh), "")
+            with open(file, "rb") as fh:
+                config = _merged(config, tomllib.load(fh), "")
         except FileNotFoundError:
-            raise ValueError(f"config file not found: {path}") from None
+            raise ValueError(f"config file not found: {file}") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        *sections, key = dotted.split(".")
-        nested: dict[str, Any] = {key: value}
-        for section in reversed(sections):
-            nested = {section: nested}
-        _merge(config, nested, "")
-    return config
+            raise ValueError(f"config file {file} is not valid TOML: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{file}: {exc}") from None
+    return _merged(config, nested(overrides or {}), "")

@@ -122,7 +122,7 @@ def check_facemesh() -> Check:
 def check_weights() -> Check:
     """The shipped talking-head weights against their manifest (sha256, ONNX input shapes)."""
     from avatarcam.runtime.weights import WeightsError, weights_dir
-    from avatarcam.talking.export import verify_shipped
+    from avatarcam.train.talking_head.export import verify_shipped
 
     fix = "restore weights/ from the repository (git checkout -- weights), or rebuild: see weights/MODEL_CARD.md"
     try:

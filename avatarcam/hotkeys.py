@@ -1,4 +1,5 @@
-"""Hotkeys: system-wide combos (pynput) and single keys in the preview window, both feeding one action queue."""
+"""Hotkeys: system-wide combos (pynput) and single keys in the preview window, both feeding one queue of action
+names."""
 
 from __future__ import annotations
 
@@ -8,27 +9,23 @@ from typing import Any
 
 from avatarcam.config import HotkeyConfig
 
-ACTIONS = (
-    "next_avatar",
-    "previous_avatar",
-    "reset_reference",
-    "passthrough",
-    "freeze",
-    "hud",
-    "mirror",
-    "quit",
-)
-
 
 class Hotkeys:
     """Collects actions from any thread; the pipeline drains them once per frame with poll()."""
 
     def __init__(self, config: HotkeyConfig) -> None:
-        for action in (*config.bindings, *config.preview_keys):
-            if action not in ACTIONS:
-                raise ValueError(f"unknown hotkey action '{action}' (known: {', '.join(ACTIONS)})")
-        self._bindings = {combo: action for action, combo in config.bindings.items() if combo}
-        self._preview = {key: action for action, key in config.preview_keys.items() if key}
+        """One table binds each action to its keys: a single character in the preview window, anything longer
+        (a combination such as "<ctrl>+<alt>+n") system-wide. Which stage runs an action is the pipeline's
+        business: a new action needs only its binding here."""
+        self.actions = tuple(config.bindings)
+        self._bindings: dict[str, str] = {}
+        self._preview: dict[str, str] = {}
+        for action, keys in config.bindings.items():
+            for key in keys:
+                table = self._preview if len(key) == 1 else self._bindings
+                if key in table:
+                    raise ValueError(f"hotkey '{key}' is bound to both '{table[key]}' and '{action}'")
+                table[key] = action
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._listener: Any = None
 

@@ -1,27 +1,31 @@
-"""The live frame loop: newest camera frame → stages → compositor → sink, with hotkeys and statistics.
+"""The live frame loop: camera frames → the stage chain → the sink stage, with hotkeys and statistics.
 
-Two threads: the source's own capture thread keeps only the newest frame (a bounded queue of one that drops
-the oldest), and this loop tracks, animates and sends. The stages take a few milliseconds, far below a camera
-frame, so more threads would add latency and hand-offs without adding frames.
+Pipelined (the default), a feeder thread hands each new camera frame to the stages, which run in groups on
+their own threads (see `stages.pipelined`); this thread sends the finished frames and runs the hotkeys.
+Sequential, this thread does it all in turn. Hotkeys name actions, and whichever stage offers an action runs it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from avatarcam.avatar import AvatarError, load_avatar, square_crop
+from avatarcam.avatar import AvatarPreparation
 from avatarcam.config import Config
 from avatarcam.hotkeys import Hotkeys
-from avatarcam.io.sinks import Sink, draw_camera_inset, draw_hud, letterbox, make_background
+from avatarcam.io.sinks import Sink
 from avatarcam.io.sources import Source
-from avatarcam.stages import FrameStages
+from avatarcam.stages import CAMERA_LOST, Action, Packet, Stage
+from avatarcam.stages.chain import Chain, StageTimes, build_stages
+from avatarcam.stages.pipelined import END, PipelinedChain
+from avatarcam.stages.sink import SinkStage
+from avatarcam.switcher import AvatarSwitcher
 from avatarcam.types import Avatar, Frame, now_ns
 
 log = logging.getLogger(__name__)
@@ -51,164 +55,154 @@ class LivePipeline:
         config: Config,
         source: Source,
         sink: Sink,
-        stages: FrameStages,
+        avatar: Avatar,
         avatar_paths: list[Path] | None = None,
         hotkeys: Hotkeys | None = None,
         monitor: Sink | None = None,
+        stages: list[Stage] | None = None,
     ) -> None:
-        """`monitor`: a window only the user sees beside a `sink` the call sees; the HUD goes there."""
+        """`monitor`: a window only the user sees beside a `sink` the call sees; the HUD goes there. `stages`:
+        the chain (default: `config.chain.stages` from the registry); the pipeline closes them."""
         self.config = config
-        self.source, self.sink, self.stages, self.hotkeys = source, sink, stages, hotkeys
-        self._windows = [w for w in (sink, monitor) if w is not None]
-        self.avatar_paths = avatar_paths or []
-        self._avatar_index = 0
+        self.source, self.hotkeys = source, hotkeys
+        self.stages = stages if stages is not None else build_stages(config)
+        self.switcher = AvatarSwitcher(avatar, avatar_paths or [], AvatarPreparation(config.animator.size))
+        self.output = SinkStage([w for w in (sink, monitor) if w is not None], config.output.hud, self._hud_lines)
+        self.actions = self._collect_actions()  # before any thread starts: a clash refuses the pipeline cleanly
+        self.pipelined = config.chain.pipelined
+        self.runner: Chain | PipelinedChain
+        if self.pipelined:
+            self.runner = PipelinedChain(self.stages, config.chain.split_after)
+        else:
+            self.runner = Chain(self.stages)
+        self.runner.prepare(avatar)
         self.stats = LiveStats()
-        self.passthrough = self.frozen = False
-        self.hud = config.output.hud
-        self.mirror = config.output.mirror
         self._message, self._message_until = "", 0.0
-        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
-        self._pending: Future[Avatar] | None = None
-        self._background = self._make_background(stages.avatar)
-        self._last_square = stages.avatar.image
         self._running = True
+        self._finished = False
+        self._feeder: threading.Thread | None = None
+        self._closed = False
 
-    def _say(self, text: str) -> None:
+    def _collect_actions(self) -> dict[str, Action]:
+        offered: dict[str, Action] = {"quit": self.quit}
+        for owner in (*self.stages, self.switcher, self.output):
+            for name, action in owner.actions.items():
+                if name in offered:
+                    raise ValueError(f"two stages offer the hotkey action '{name}'")
+                offered[name] = action
+        if self.hotkeys is not None:
+            unknown = sorted(set(self.hotkeys.actions) - set(offered))
+            if unknown:
+                log.warning("hotkeys bound to actions nothing offers: %s (offered: %s)", unknown, sorted(offered))
+        return offered
+
+    @property
+    def times(self) -> StageTimes:
+        return self.runner.times
+
+    @property
+    def errors(self) -> int:
+        return sum(self.runner.errors.values())
+
+    def stage(self, name: str) -> Stage:
+        for stage in (*self.stages, self.output):
+            if stage.name == name:
+                return stage
+        raise KeyError(f"no stage '{name}' (stages: {', '.join(s.name for s in (*self.stages, self.output))})")
+
+    def _say(self, text: str | None) -> None:
         """A one-line notice in the HUD, shown for a few seconds."""
-        self._message, self._message_until = text, time.monotonic() + MESSAGE_SECONDS
+        if text:
+            self._message, self._message_until = text, time.monotonic() + MESSAGE_SECONDS
 
     @property
     def message(self) -> str:
         return self._message if time.monotonic() < self._message_until else ""
 
-    def _make_background(self, avatar: Avatar) -> np.ndarray:
-        out = self.config.output
-        return make_background(avatar.image, out.width, out.height)
-
     # Hotkey actions -----------------------------------------------------------------------------------------
-    def handle(self, action: str) -> None:
-        if action == "quit":
-            self._running = False
-        elif action in ("next_avatar", "previous_avatar"):
-            self._switch_avatar(1 if action == "next_avatar" else -1)
-        elif action == "reset_reference":
-            self.stages.reset_reference()
-            self._say("reference reset: hold a neutral face")
-        elif action == "passthrough":
-            self.passthrough = not self.passthrough
-        elif action == "freeze":
-            self.frozen = not self.frozen
-        elif action == "hud":
-            self.hud = not self.hud
-        elif action == "mirror":
-            self.mirror = not self.mirror
+    def trigger(self, action: str) -> None:
+        """Runs the named action, wherever it lives."""
+        if action in self.actions:
+            self._say(self.actions[action]())
 
-    def _switch_avatar(self, step: int) -> None:
-        if not self.avatar_paths:
-            self._say("no avatar folder: set avatars_dir to switch avatars")
-            return
-        if self._pending is not None:
-            return  # one load at a time; the current avatar keeps playing meanwhile
-        self._avatar_index = (self._avatar_index + step) % len(self.avatar_paths)
-        path = self.avatar_paths[self._avatar_index]
-        self._say(f"loading {path.name}…")
-        self._pending = self._loader.submit(load_avatar, path, self.config.animator.size)
+    def quit(self) -> None:
+        self._running = False
 
-    def _finish_switch(self) -> None:
-        if self._pending is None or not self._pending.done():
-            return
-        future, self._pending = self._pending, None
-        try:
-            avatar = future.result()
-        except AvatarError as exc:
-            self._say(f"avatar skipped: {exc}")
-            return
-        self.stages.set_avatar(avatar)
-        self._background = self._make_background(avatar)
-        self._say(f"avatar: {avatar.name}")
+    def _hud_lines(self, packet: Packet) -> list[str]:
+        s = self.stats
+        lines = [
+            f"{s.fps:4.1f} fps  latency p50 {s.latency(50):.0f} ms  p95 {s.latency(95):.0f} ms",
+            f"avatar: {self.switcher.avatar.name}  errors: {self.errors}",
+        ]
+        lines += [f"{stage.name}: {stage.status}" for stage in self.stages if stage.status]
+        lines += [text for text in (self.switcher.status, self.message) if text]
+        return lines + (packet.notices if packet is not None else [])
 
     # The loop -----------------------------------------------------------------------------------------------
     def step(self) -> bool:
         """One frame (or one wait for a frame); False when the loop should end."""
         if self.hotkeys:
-            for window in self._windows:
-                self.hotkeys.feed_preview_key(window.poll_key())
+            for key in self.output.poll_keys():
+                self.hotkeys.feed_preview_key(key)
             for action in self.hotkeys.poll():
-                self.handle(action)
-        self._finish_switch()
-        if not self._running or any(window.closed for window in self._windows):
+                self.trigger(action)
+        self._say(self.switcher.poll())
+        if not self._running or self.output.closed:
             return False
-        frame = self.source.read(timeout=0.5)
-        if frame is None:
-            if getattr(self.source, "finished", False):
-                return False
-            self._resend_last("camera lost: retrying…")
-            return True
-        self._send(self._square_for(frame), frame)
+        packet = self._next_packet()
+        if packet is None:
+            return not self._finished
+        self._send(packet)
         return True
 
-    def _square_for(self, frame: Frame) -> np.ndarray:
-        if self.frozen:
-            return self._last_square
-        if self.passthrough:  # the camera's centre square: letterbox() expects a square and would squash it
-            return square_crop(frame.image, self.stages.avatar.size)
-        self._last_square = self.stages(frame)
-        return self._last_square
+    def _next_packet(self) -> Packet | None:
+        """The next finished packet; None while there is none yet or after the source's end."""
+        if isinstance(self.runner, Chain):
+            item = self._from_source()
+            if item is END:
+                self._finished = True
+                return None
+            return self.runner(item)
+        if self._feeder is None:
+            self._feeder = threading.Thread(target=self._feed, name="feeder", daemon=True)
+            self._feeder.start()
+        item = self.runner.get(timeout=0.5)
+        if item is END:
+            self._finished = True
+        return item if isinstance(item, Packet) else None
 
-    def _compose(self, square: np.ndarray) -> np.ndarray:
-        out = self.config.output
-        image = letterbox(square, out.width, out.height, self._background)
-        if self.mirror:
-            image = np.ascontiguousarray(image[:, ::-1])
-        return image
+    def _feed(self) -> None:
+        """Pipelined: each camera frame (or stand-in) into the stages, with the avatar of the moment."""
+        assert isinstance(self.runner, PipelinedChain)
+        while self._running:
+            item = self._from_source()
+            if item is END:
+                self.runner.end()
+                return
+            self.runner.put(item)
 
-    def _show(self, image: np.ndarray, status: str = "", camera: Frame | None = None) -> None:
-        """The frame to the sink; the HUD (text, and the camera with the tracked face) only where just the user
-        sees it: the preview or monitor window. A recording places it by the camera frame's capture time."""
-        with_hud = None
-        timestamp = camera.timestamp_ns if camera is not None else now_ns()
-        for window in self._windows:
-            if window.private and self.hud:
-                if with_hud is None:
-                    with_hud = self._with_hud(image, status, camera)
-                window.send(with_hud, timestamp)
-            else:
-                window.send(image, timestamp)
+    def _from_source(self) -> Packet:
+        """The next camera frame as a packet, END after a file's last frame, and while the camera is away a
+        stand-in at most once per output frame: a packet with no camera frame, whose motion stages are skipped
+        (the last picture stands in) while the image stages all run, which keeps the virtual camera alive."""
+        started = time.monotonic()
+        frame = self.source.read(timeout=0.5)
+        if frame is not None:
+            return Packet(frame, self.switcher.avatar)
+        if getattr(self.source, "finished", False):
+            return END  # type: ignore[return-value]
+        time.sleep(max(0.0, started + 1.0 / self.config.output.fps - time.monotonic()))
+        avatar = self.switcher.avatar
+        return Packet(Frame(avatar.image, now_ns(), -1), avatar, notices=["camera lost: retrying…"], failed=CAMERA_LOST)
 
-    def _with_hud(self, image: np.ndarray, status: str, camera: Frame | None) -> np.ndarray:
-        out = draw_hud(image, self._hud_lines(status))
-        if camera is not None and not self.passthrough:
-            face = None if self.frozen else self.stages.last_face
-            draw_camera_inset(out, camera.image, None if face is None else face.landmarks)
-        return out
-
-    def _hud_lines(self, status: str) -> list[str]:
-        s = self.stats
-        animator = self.stages.animator
-        mode = "passthrough" if self.passthrough else "frozen" if self.frozen else animator.name
-        if animator.status and not self.passthrough:
-            mode += f": {animator.status}"
-        lines = [
-            f"{s.fps:4.1f} fps  latency p50 {s.latency(50):.0f} ms  p95 {s.latency(95):.0f} ms",
-            f"avatar: {self.stages.avatar.name}  [{mode}]  errors: {self.stages.errors}",
-        ]
-        if self.stages.last_face is None and not self.passthrough:
-            lines.append("no face: holding, then easing to neutral")
-        for extra in (status, self.message):
-            if extra:
-                lines.append(extra)
-        return lines
-
-    def _send(self, square: np.ndarray, frame: Frame) -> None:
-        self._show(self._compose(square), camera=frame)
+    def _send(self, packet: Packet) -> None:
+        self.output(packet)
+        if packet.failed == CAMERA_LOST:
+            self.stats.repeats += 1
+            return
         self.stats.frames += 1
         self.stats.send_times.append(time.monotonic())
-        self.stats.latencies_ms.append((now_ns() - frame.timestamp_ns) / 1e6)
-
-    def _resend_last(self, status: str) -> None:
-        """Keeps the virtual camera alive with the last output while the camera is away."""
-        self.stats.repeats += 1
-        self._show(self._compose(self._last_square), status)
+        self.stats.latencies_ms.append((now_ns() - packet.frame.timestamp_ns) / 1e6)
 
     def run(self, max_frames: int | None = None, max_seconds: float | None = None) -> LiveStats:
         start = time.monotonic()
@@ -223,5 +217,13 @@ class LivePipeline:
         return self.stats
 
     def close(self) -> None:
-        """Stops the avatar loader; the source, sink and stages belong to the caller."""
-        self._loader.shutdown(wait=False, cancel_futures=True)
+        """Stops the feeder, the stage threads and the avatar loader, and closes the stages; the source and the
+        sinks belong to the caller."""
+        if self._closed:
+            return
+        self._closed = True
+        self._running = False
+        if self._feeder is not None:
+            self._feeder.join(timeout=2.0)
+        self.switcher.close()
+        self.runner.close()

@@ -1,19 +1,21 @@
-"""Offline rendering: the live stages over a driver video, exactly one output frame per driver frame."""
+"""Offline rendering: the live stage chain over a driver video, exactly one output frame per driver frame."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from avatarcam.config import Config
+from avatarcam.io.sinks import RecorderSink, SinkError
 from avatarcam.io.sources import SourceError, VideoFileSource
-from avatarcam.stages import FrameStages, StageTimes
+from avatarcam.stages import Packet
+from avatarcam.stages.chain import Chain, StageTimes, build_stages
+from avatarcam.stages.sink import SinkStage
 from avatarcam.types import Avatar, Frame
 
 
@@ -31,10 +33,12 @@ class RenderResult:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def animate_frames(stages: FrameStages, frames: Iterator[Frame]) -> Iterator[np.ndarray]:
-    """One avatar image per driver frame (a failed frame repeats the last good output)."""
+def animate_frames(chain: Chain, avatar: Avatar, frames: Iterable[Frame]) -> Iterator[np.ndarray]:
+    """One picture per driver frame through `chain` (a failed frame repeats the last good picture)."""
     for frame in frames:
-        yield stages(frame)
+        image = chain(Packet(frame, avatar)).image
+        assert image is not None
+        yield image
 
 
 def video_frames(path: str | Path, max_frames: int | None = None) -> tuple[Iterator[Frame], VideoFileSource]:
@@ -63,36 +67,39 @@ def render_video(
     max_frames: int | None = None,
     progress: bool = True,
 ) -> RenderResult:
+    """The configured stage chain over a driver video into an mp4 of the avatar's size, through the recorder
+    sink the live runs use."""
     frames, source = video_frames(driver, max_frames)
     total = source.frame_count or None
     if max_frames is not None and total is not None:
         total = min(total, max_frames)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = avatar.size
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), source.fps, (size, size))
-    if not writer.isOpened():
-        raise OSError(f"cannot write video {out}")
-    stages = FrameStages(config, avatar)
+    config = replace(config, output=replace(config.output, width=size, height=size))  # the square, composed
+    try:
+        recorder = RecorderSink(out, source.fps, size, size)
+    except SinkError as exc:
+        source.close()
+        raise OSError(exc.reason) from None
+    chain = Chain(build_stages(config))
+    sink = SinkStage([recorder])
     count = 0
     stopped = False
     start = time.perf_counter()
     try:
-        for image in tqdm(
-            animate_frames(stages, frames), total=total, desc="render", unit="frame", disable=not progress
-        ):
-            writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        for frame in tqdm(frames, total=total, desc="render", unit="frame", disable=not progress):
+            sink(chain(Packet(frame, avatar)))
             count += 1
     except KeyboardInterrupt:
-        stopped = True  # the writer is still released below: what was rendered stays playable
+        stopped = True  # the recorder is still closed below: what was rendered stays playable
     finally:
-        writer.release()
-        stages.close()
+        recorder.close()
+        chain.close()
     if source.unreadable:
         # One output frame per driver frame is the contract: a render with frames missing is not one.
-        out.unlink(missing_ok=True)
+        recorder.path.unlink(missing_ok=True)
         raise SourceError(
             f"the driver {source.path.name} is damaged: {source.unreadable} of its {source.frame_count} frames "
             f"cannot be decoded (the first is frame {count + 1}); repair or re-encode it"
         )
-    return RenderResult(count, source.fps, time.perf_counter() - start, stages.errors, stages.times, stopped)
+    errors = sum(chain.errors.values())
+    return RenderResult(count, source.fps, time.perf_counter() - start, errors, chain.times, stopped)

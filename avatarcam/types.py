@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -13,6 +12,12 @@ NUM_LANDMARKS = 478
 
 def now_ns() -> int:
     return time.monotonic_ns()
+
+
+def check_image(image: np.ndarray, width: int, height: int, what: str) -> None:
+    """Raises a ValueError naming `what` unless `image` is height×width×3 uint8 RGB: the check at every seam."""
+    if image.shape != (height, width, 3) or image.dtype != np.uint8:
+        raise ValueError(f"{what} expects {height}×{width}×3 uint8 RGB images, got shape {image.shape} {image.dtype}")
 
 
 @dataclass
@@ -42,7 +47,6 @@ class Face:
     translation: np.ndarray
     scale: float
     expression: dict[str, float]
-    confidence: float = 1.0
     blendshapes: dict[str, float] | None = None
 
     @property
@@ -52,19 +56,20 @@ class Face:
 
 @dataclass
 class Motion:
-    """What the avatar must do this frame, in avatar pixels."""
+    """What the avatar must do this frame, in avatar pixels (`tracked`: False while holding or easing to neutral
+    after the driver's face was lost)."""
 
     landmarks: np.ndarray
     rotation: np.ndarray
-    expression: dict[str, float]
-    driver: Frame | None = None
-    driver_face: Face | None = None
     tracked: bool = True
 
 
 @dataclass
 class Avatar:
-    """A prepared portrait: the square image the animators draw, its face, and per-avatar model state."""
+    """A prepared portrait: the square image the animators draw, its face and person mask.
+
+    `key` identifies the portrait whatever size it is drawn at (a hash of the image it was made from): the
+    per-portrait caches (fine-tunes) are kept under it."""
 
     name: str
     image: np.ndarray
@@ -72,8 +77,6 @@ class Avatar:
     key: str
     source: str = ""
     mask: np.ndarray | None = None  # H×W float32 person mask (1 = person), when segmentation found one
-    portrait_key: str = ""  # hash of the original portrait, whatever size it is drawn at (per-portrait caches)
-    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:

@@ -18,7 +18,7 @@ import pyvirtualcam
 import pyvirtualcam.camera
 
 from avatarcam.avatar import load_avatar
-from avatarcam.io.demo import DemoSource
+from avatarcam.demo import DemoSource
 from avatarcam.types import Avatar, Frame
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -25,14 +25,18 @@ def portrait() -> np.ndarray:
     return read_image(avatar_module.default_avatar_path())
 
 
-def test_default_avatar_loads(astronaut_face: Avatar) -> None:
+def test_default_avatar_loads(astronaut_face: Avatar, portrait: np.ndarray) -> None:
     assert astronaut_face.image.shape == (256, 256, 3) and astronaut_face.size == 256
     assert astronaut_face.name == "default_avatar"
     assert astronaut_face.face.landmarks.shape == (478, 3)
     assert len(astronaut_face.key) == 16
-    # The key names the prepared image (caches): the same portrait at the same size gives the same key.
+    # The key names the original portrait (per-portrait caches): the same at every size it is drawn at...
     assert load_avatar(None, 256).key == astronaut_face.key
-    assert load_avatar(None, 192).key != astronaut_face.key
+    assert load_avatar(None, 192).key == astronaut_face.key
+    assert make_avatar(portrait, 512).key == astronaut_face.key
+    # ...and another portrait (here the same one mirrored) has another key.
+    mirrored = make_avatar(np.ascontiguousarray(portrait[:, ::-1]), 256)
+    assert len(mirrored.key) == 16 and mirrored.key != astronaut_face.key
 
 
 def test_an_alpaca_is_not_a_face(shared_data: Path) -> None:

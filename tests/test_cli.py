@@ -4,6 +4,7 @@ signals and the terminal's stderr matter."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,9 @@ from avatarcam import render as render_module
 from avatarcam.avatar import default_avatar_path
 from avatarcam.cli import main
 from avatarcam.io.sources import read_video
+from avatarcam.registry import ANIMATORS
+from avatarcam.stages import Packet
+from avatarcam.stages.chain import Chain
 from avatarcam.types import Frame
 
 NATIVE_LOG_MARKS = ("W0000", "I0000", "E0000", "[h264", "[mpeg4", "[mov,", "INFO: Created TensorFlow")
@@ -107,13 +111,26 @@ def test_render_with_a_driver_that_is_not_a_video(tmp_path: Path, capsys) -> Non
     assert "driver.mp4" in one_error_line(capsys.readouterr().err)
 
 
-def test_run_demo_into_the_null_sink(capsys) -> None:
+@pytest.mark.parametrize("mode", ["pipelined", "sequential"])
+def test_run_demo_into_the_null_sink(mode: str, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import avatarcam.pipeline as pipeline_module
+
+    made: list[pipeline_module.LivePipeline] = []
+
+    class Recorded(pipeline_module.LivePipeline):
+        def __init__(self, *args, **kw) -> None:
+            super().__init__(*args, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(pipeline_module, "LivePipeline", Recorded)
     argv = ["run", "--source", "demo", "--sink", "null", "--seconds", "2", "--size", "128", "--no-global-hotkeys"]
-    assert main(argv) == 0
+    assert main(argv + (["--sequential"] if mode == "sequential" else [])) == 0
     out = capsys.readouterr().out
     assert "source: demo motion" in out and "output: none" in out
     sent = int(out.split("sent ")[1].split(" frames")[0])
     assert sent >= 10  # 2 s of a 30 fps driver, even on a slow machine
+    assert out.rstrip().endswith(", 0 frame errors")
+    assert [p.pipelined for p in made] == [mode == "pipelined"]  # pipelined unless --sequential
 
 
 def test_run_a_video_into_a_file(talking_video: Path, tmp_path: Path) -> None:
@@ -147,14 +164,22 @@ def test_eval_on_a_missing_folder_fails_with_one_line(tmp_path: Path, capsys) ->
     assert "clip folder not found" in one_error_line(capsys.readouterr().err)
 
 
-def test_bench_prints_a_table(capsys) -> None:
-    assert main(["bench", "--sizes", "128", "--frames", "20", "--live-seconds", "1"]) == 0
-    printed = capsys.readouterr().out
+def test_bench_prints_a_table_and_what_pipelining_gains() -> None:
+    """Run as a process: the table, then a line per comparison (pipelined vs sequential chain and live loop)."""
+    with cli_process("bench", "--sizes", "128", "--frames", "20", "--live-seconds", "1") as process:
+        printed, err = process.communicate(timeout=120)  # about 10 s
+    assert process.returncode == 0, err
     assert printed.startswith("machine: ")
     rows = [line for line in printed.splitlines() if line.startswith("| ")]
     assert "track ms" in rows[0] and "animate ms" in rows[0]
     assert any(r.startswith("| render 128² |") for r in rows)
-    assert any(r.startswith("| live ") for r in rows)
+    for what in ("chain", "live"):
+        for mode in ("sequential", "pipelined"):
+            assert any(re.match(rf"\| {what} \d+² → 960×540, {mode} \|", r) for r in rows), (what, mode)
+    assert re.search(r"^pipelined throughput: \d+\.\d\d× the sequential chain's$", printed, re.MULTILINE)
+    live = [r for r in rows if r.startswith("| live ")]
+    if all(not r.endswith("| – |") for r in live):  # both live runs sent enough frames for a latency
+        assert re.search(r"^live p95 latency, pipelined − sequential: [+-]\d+\.\d ms$", printed, re.MULTILINE)
 
 
 def test_doctor_runs(capsys) -> None:
@@ -178,9 +203,7 @@ def test_bad_config_file_fails_with_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_help_lists_the_animators(capsys) -> None:
-    from avatarcam.animators import available
-
-    names = available()
+    names = ANIMATORS.names()
     assert {"warp", "talking-head", "faceswap"} <= set(names)
     for argv in (["--help"], ["run", "--help"], ["render", "--help"]):
         with pytest.raises(SystemExit) as done:
@@ -188,6 +211,11 @@ def test_help_lists_the_animators(capsys) -> None:
         assert done.value.code == 0
         printed = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
         assert ", ".join(names) in printed, argv
+        if argv == ["run", "--help"]:
+            assert "--sequential" in printed
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "--with-finetune" in capsys.readouterr().out
 
 
 def test_sigterm_stops_a_recording_cleanly(tmp_path: Path) -> None:
@@ -216,15 +244,18 @@ def test_sigterm_stops_a_recording_cleanly(tmp_path: Path) -> None:
 def test_sigterm_stops_a_render_with_a_playable_file_and_a_summary(
     talking_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    real = render_module.animate_frames
+    class TerminatedAfterFive(Chain):
+        """The render's stage chain, with a SIGTERM arriving while it draws the sixth frame."""
 
-    def terminated_after_five(stages, frames):
-        for k, image in enumerate(real(stages, frames)):
-            if k == 5:
+        calls = 0
+
+        def __call__(self, packet: Packet) -> Packet:
+            TerminatedAfterFive.calls += 1
+            if TerminatedAfterFive.calls == 6:
                 os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a service manager would
-            yield image
+            return super().__call__(packet)
 
-    monkeypatch.setattr(render_module, "animate_frames", terminated_after_five)
+    monkeypatch.setattr(render_module, "Chain", TerminatedAfterFive)
     out = tmp_path / "cut.mp4"
     argv = ["render", "--avatar", str(default_avatar_path()), "--driver", str(talking_video), "--out", str(out)]
     assert main([*argv, "--size", "96", "--quiet"]) == 130

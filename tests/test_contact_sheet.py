@@ -10,7 +10,7 @@ import pytest
 
 from avatarcam.avatar import default_avatar_path, read_image, square_crop
 from avatarcam.cli import main
-from avatarcam.config import Config
+from avatarcam.config import AnimatorConfig, Config
 from avatarcam.eval.contact_sheet import GAP, build_sheet, pick_moments
 from avatarcam.io.sources import read_video
 
@@ -48,8 +48,7 @@ def test_sheet_grid_and_moments(tmp_path: Path, talking_video: Path) -> None:
     gray = cv2.cvtColor(cv2.cvtColor(read_image(default_avatar_path()), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2BGR)
     cv2.imwrite(str(grey), gray)
     missing = tmp_path / "missing.png"  # left out, with a warning
-    config = Config()
-    config.animator.size = 128
+    config = Config(animator=AnimatorConfig(size=128))
     grid, drivers = build_sheet(config, [default_avatar_path(), grey, missing], [talking_video], frames=30, tile=TILE)
     (drv,) = drivers
     assert [name for name, _ in drv.moments] == ["first", "mouth open", "turn left", "turn right", "eyes shut"]

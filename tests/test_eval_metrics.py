@@ -12,7 +12,7 @@ from skimage import data
 
 from avatarcam.avatar import default_avatar_path, read_image, square_crop
 from avatarcam.colour import is_greyscale
-from avatarcam.config import Config
+from avatarcam.config import AnimatorConfig, Config
 from avatarcam.eval.metrics import (
     INNER_LIPS,
     MOVE_THRESHOLDS,
@@ -353,8 +353,7 @@ def test_fold_counts_are_read_defensively() -> None:
 
 
 def test_warp_reports_folds_each_frame(astronaut_face: Avatar, demo_frames: list[Frame]) -> None:
-    config = Config()
-    config.animator.size = 256
+    config = Config(animator=AnimatorConfig(size=256))
     frames, folds = animate_with_folds(config, astronaut_face, [f.image for f in demo_frames[:4]], 30.0)
     assert len(frames) == len(folds) == 4
     assert all(isinstance(f, int) and f >= 0 for f in folds)

@@ -21,23 +21,24 @@ import pytest
 import torch
 from conftest import FAKE_BACKEND, TALKING_FPS, TALKING_SIZE, deterministic_training, write_mp4
 
-from avatarcam.animators.faceswap import FaceSwapAnimator
+from avatarcam.animators.faceswap.animator import FaceSwapAnimator
+from avatarcam.animators.faceswap.store import SWAP, SWAP_INT8, SwapModelError
 from avatarcam.avatar import square_crop
 from avatarcam.cli import main
-from avatarcam.config import AnimatorConfig, Config
-from avatarcam.faceswap import export as export_module
-from avatarcam.faceswap.export import INT8_MAX_MEAN, export_swap
-from avatarcam.faceswap.extract import ExtractSettings, extract
-from avatarcam.faceswap.faceset import MIN_FACES, FaceSet, FaceSetError
-from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError
-from avatarcam.faceswap.train import SwapTrainSettings, train_faceswap
-from avatarcam.io.demo import DemoSource
+from avatarcam.config import AnimatorConfig, ChainConfig, Config, FaceSwapConfig, OutputConfig, load_config
+from avatarcam.demo import DemoSource
 from avatarcam.io.sinks import VirtualCameraSink
 from avatarcam.io.sources import read_video
 from avatarcam.models.faceswap import FaceSwapModel, SwapToB
 from avatarcam.pipeline import LivePipeline
-from avatarcam.stages import FrameStages
+from avatarcam.stages import Packet
+from avatarcam.stages.chain import motion_chain
 from avatarcam.tracking import topology as T
+from avatarcam.train.faceswap import export as export_module
+from avatarcam.train.faceswap.export import INT8_MAX_MEAN, export_swap
+from avatarcam.train.faceswap.extract import ExtractSettings, extract
+from avatarcam.train.faceswap.faceset import MIN_FACES, FaceSet, FaceSetError
+from avatarcam.train.faceswap.train import SwapTrainSettings, train_faceswap
 from avatarcam.types import Avatar, Frame
 
 SIZE = 64
@@ -78,6 +79,11 @@ def model(tmp_path_factory, faces: dict[str, Path]) -> Path:
         train_faceswap(faces["a"], faces["b"], folder, settings, progress=False)
         export_swap(folder, FaceSet(faces["a"]))
     return folder
+
+
+def swap_animator_config(model: Path, size: int = 512, **changes) -> AnimatorConfig:
+    """The `faceswap` animator's settings for `model`; `changes` are FaceSwapConfig settings."""
+    return AnimatorConfig(name="faceswap", size=size, faceswap=FaceSwapConfig(model=str(model), **changes))
 
 
 # ---------------------------------------------------------------- extraction
@@ -128,10 +134,10 @@ def test_a_source_without_faces_says_so(tmp_path: Path, capsys) -> None:
 
 
 def test_record_from_the_webcam_then_extract(clips: dict[str, Path], tmp_path: Path, monkeypatch, capsys) -> None:
-    import avatarcam.faceswap.record
+    import avatarcam.train.faceswap.record
 
     frames = Frames(read_video(clips["a"])[0])  # the camera seam: a real clip's frames
-    monkeypatch.setattr(avatarcam.faceswap.record, "CameraSource", lambda index: frames)
+    monkeypatch.setattr(avatarcam.train.faceswap.record, "CameraSource", lambda index: frames)
     out = tmp_path / "me"
     assert main(["faceswap", "record", "--seconds", "1.5", "--out", str(out), "--size", str(SIZE), "--quiet"]) == 0
     assert len(read_video(out / "recording.mp4")[0]) >= 20  # all the clip's 40 frames
@@ -218,7 +224,7 @@ def test_the_swap_wears_b_and_onnx_matches_torch(model: Path, faces: dict[str, P
     int8_holds = check["int8"]["mean"] <= INT8_MAX_MEAN
     assert (model / SWAP_INT8).is_file() == int8_holds == (not check.get("int8_dropped", False))
     assert check["live"] == ("int8" if int8_holds else "fp32")
-    live = FaceSwapAnimator(AnimatorConfig(name="faceswap", swap_model=str(model)))  # int8 wherever it is kept
+    live = FaceSwapAnimator(swap_animator_config(model))  # int8 wherever it is kept
     error = np.abs(live.session.run(None, {"face": face_a[:2].numpy()})[0] - swapped[:2].numpy())
     assert error.mean() < (2 * INT8_MAX_MEAN if int8_holds else 1e-4)  # training faces, not the measured ones
 
@@ -236,7 +242,7 @@ def test_int8_is_live_only_while_it_holds_quality(
     assert check.get("int8_dropped", False) == (live == "fp32")
     assert json.loads((folder / "model.json").read_text())["export"] == check  # `train faceswap` reports it
     fp32 = ort.InferenceSession(str(folder / SWAP), providers=["CPUExecutionProvider"])
-    animator = FaceSwapAnimator(AnimatorConfig(name="faceswap", swap_model=str(folder)))
+    animator = FaceSwapAnimator(swap_animator_config(folder))
     face = {"face": np.random.default_rng(0).random((1, 3, SIZE, SIZE), np.float32)}
     same = np.allclose(animator.session.run(None, face)[0], fp32.run(None, face)[0], atol=1e-5)
     assert same == (live == "fp32")
@@ -256,23 +262,24 @@ def test_training_runs_under_torchrun(faces: dict[str, Path], tmp_path: Path) ->
 
 
 def _swap_config(model: Path, **changes) -> Config:
-    config = Config()
-    config.animator.name = "faceswap"
-    config.animator.size = 256
-    config.animator.swap_model = str(model)
-    for key, value in changes.items():
-        setattr(config.animator, key, value)
-    config.output.width, config.output.height, config.output.hud = 256, 256, False
-    return config
+    """The `faceswap` animator on `model` at 256², into a 256² output without a HUD, its stages run in turn (one
+    output per frame); `changes` are FaceSwapConfig settings (colour, no_face, keep_mouth, …)."""
+    return Config(
+        animator=swap_animator_config(model, size=256, **changes),
+        output=OutputConfig(width=256, height=256, hud=False),
+        chain=ChainConfig(pipelined=False),
+    )
 
 
 def _swapped(model: Path, avatar: Avatar, frames: list[Frame], **changes) -> list[np.ndarray]:
-    """Each frame through the live stages with the `faceswap` animator configured by `changes`."""
-    stages = FrameStages(_swap_config(model, **changes), avatar)
+    """Each frame through the live motion stages with the `faceswap` animator configured by `changes`."""
+    chain = motion_chain(_swap_config(model, **changes))
     try:
-        return [stages(frame).astype(int) for frame in frames]
+        images = [chain(Packet(frame, avatar)).image.astype(int) for frame in frames]
     finally:
-        stages.close()
+        chain.close()
+    assert sum(chain.errors.values()) == 0, chain.errors
+    return images
 
 
 class Frames:
@@ -298,18 +305,19 @@ class Frames:
 def test_live_pipeline_swaps_into_the_virtual_camera(
     model: Path, demo_frames: list[Frame], astronaut_face: Avatar, fake_virtualcam
 ) -> None:
-    config = _swap_config(model, swap_colour="none")  # B's own colours, to see them arrive
-    stages = FrameStages(config, astronaut_face)
+    config = _swap_config(model, colour="none")  # B's own colours, to see them arrive
     images = [f.image for f in demo_frames[:16]]
     out = config.output
-    try:
-        with VirtualCameraSink(out.width, out.height, out.fps, backend=FAKE_BACKEND) as sink:
-            stats = LivePipeline(config, Frames(images), sink, stages).run(max_frames=16)
-    finally:
-        stages.close()
+    with VirtualCameraSink(out.width, out.height, out.fps, backend=FAKE_BACKEND) as sink:
+        pipeline = LivePipeline(config, Frames(images), sink, astronaut_face)
+        try:
+            stats = pipeline.run(max_frames=16)
+            animator = pipeline.stage("animate").animator
+        finally:
+            pipeline.close()
     sent = fake_virtualcam.instances[0].frames
-    assert stats.frames == 16 and len(sent) == 16 and stages.errors == 0
-    assert stages.animator.swapped == 16
+    assert stats.frames == 16 and len(sent) == 16 and pipeline.errors == 0
+    assert isinstance(animator, FaceSwapAnimator) and animator.swapped == 16
     # The face changed (toward B's turned colours); the corners, far from the face, did not.
     original = square_crop(images[-1], 256).astype(np.int16)
     change = np.abs(sent[-1].astype(np.int16) - original).mean(axis=2)
@@ -318,7 +326,7 @@ def test_live_pipeline_swaps_into_the_virtual_camera(
 
 def test_render_swaps_every_driver_frame(model: Path, talking_video: Path, tmp_path: Path) -> None:
     config = tmp_path / "swap.toml"
-    config.write_text('[animator]\nswap_colour = "none"\n')  # B's own colours, to see them arrive
+    config.write_text('[animator.faceswap]\ncolour = "none"\n')  # B's own colours, to see them arrive
     out = tmp_path / "swapped.mp4"
     argv = ["--config", str(config), "render", "--animator", "faceswap", "--model", str(model)]
     assert main([*argv, "--driver", str(talking_video), "--out", str(out), "--size", "128", "--quiet"]) == 0
@@ -334,7 +342,7 @@ def test_no_face_passes_through_or_holds_as_configured(
     wall = np.full_like(demo_frames[0].image, 90)
     for mode in ("passthrough", "hold"):
         frames = [demo_frames[0], Frame(wall, demo_frames[1].timestamp_ns, 1)]
-        swapped, missing = _swapped(model, astronaut_face, frames, swap_no_face=mode)
+        swapped, missing = _swapped(model, astronaut_face, frames, no_face=mode)
         if mode == "passthrough":
             assert np.array_equal(missing, square_crop(wall, 256))
         else:
@@ -346,7 +354,7 @@ def test_a_model_without_decoder_b_is_refused_clearly(model: Path, tmp_path: Pat
     broken.mkdir()
     (broken / "checkpoint.pt").write_bytes((model / "checkpoint.pt").read_bytes())
     with pytest.raises(SwapModelError, match="has no decoder B"):
-        FaceSwapAnimator(AnimatorConfig(name="faceswap", swap_model=str(broken)))
+        FaceSwapAnimator(swap_animator_config(broken))
     with pytest.raises(SwapModelError, match="needs a model"):
         FaceSwapAnimator(AnimatorConfig(name="faceswap"))
     argv = ["render", "--animator", "faceswap", "--model", str(broken), "--driver", str(talking_video)]
@@ -355,8 +363,23 @@ def test_a_model_without_decoder_b_is_refused_clearly(model: Path, tmp_path: Pat
     assert len(err) == 1 and "no decoder B" in err[0]
 
 
+def test_unknown_swap_choices_are_refused_when_the_config_loads(tmp_path: Path, monkeypatch) -> None:
+    import avatarcam.config
+
+    monkeypatch.setattr(avatarcam.config, "user_config_file", lambda: tmp_path / "absent.toml")
+    for key, valid in (
+        ("colour", "reinhard, histogram, none"),
+        ("blend", "feather, poisson"),
+        ("no_face", "passthrough, hold"),
+    ):
+        with pytest.raises(ValueError, match=rf"unknown animator\.faceswap\.{key} 'nope' \(valid: {valid}\)"):
+            load_config(overrides={f"animator.faceswap.{key}": "nope"})
+    swap = load_config(overrides={"animator.faceswap.colour": "histogram", "animator.faceswap.blend": "poisson"})
+    assert (swap.animator.faceswap.colour, swap.animator.faceswap.blend) == ("histogram", "poisson")
+
+
 def test_colour_transfer_and_paste_back(demo_frames: list[Frame]) -> None:
-    from avatarcam.faceswap.blend import histogram_match, paste_back, refine_mask, reinhard
+    from avatarcam.animators.faceswap.blend import histogram_match, paste_back, refine_mask, reinhard
 
     frame = demo_frames[0].image
     reference = frame[60:124, 120:184].copy()
@@ -377,7 +400,7 @@ def test_colour_transfer_and_paste_back(demo_frames: list[Frame]) -> None:
 
 
 def test_the_driver_keeps_its_own_lips_and_eyes_over_the_swap(faces: dict[str, Path]) -> None:
-    from avatarcam.faceswap.blend import keep_driver_parts, reinhard
+    from avatarcam.animators.faceswap.blend import keep_driver_parts, reinhard
 
     crop = cv2.cvtColor(cv2.imread(str(sorted((faces["a"] / "crops").glob("*.png"))[0])), cv2.COLOR_BGR2RGB)
     landmarks = np.load(faces["a"] / "landmarks.npz")["landmarks"][0]
@@ -400,7 +423,7 @@ def test_kept_lips_and_eyes_change_only_their_own_places_in_the_live_swap(
     model: Path, demo_frames: list[Frame], astronaut_face: Avatar
 ) -> None:
     outputs = {
-        keep: _swapped(model, astronaut_face, demo_frames[:8], swap_keep_mouth=keep[0], swap_keep_eyes=keep[1])[-1]
+        keep: _swapped(model, astronaut_face, demo_frames[:8], keep_mouth=keep[0], keep_eyes=keep[1])[-1]
         for keep in ((False, False), (True, False), (False, True))
     }
     places = {}
@@ -414,7 +437,7 @@ def test_kept_lips_and_eyes_change_only_their_own_places_in_the_live_swap(
 
 
 def test_nod_turns_the_face_about_its_left_right_axis(faces: dict[str, Path]) -> None:
-    from avatarcam.faceswap.align import nod
+    from avatarcam.animators.faceswap.align import nod
 
     landmarks = np.load(faces["a"] / "landmarks.npz")["landmarks"][0].astype(np.float64)
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
@@ -436,14 +459,14 @@ def test_the_swap_nods_with_the_driver(model: Path, astronaut_face: Avatar) -> N
         frames = [demo.read() for _ in range(72)]  # the script nods from +7.6° down to −9° by frame 71
     finally:
         demo.close()
-    outputs = {follow: _swapped(model, astronaut_face, frames, swap_follow_pitch=follow) for follow in (True, False)}
+    outputs = {follow: _swapped(model, astronaut_face, frames, follow_pitch=follow) for follow in (True, False)}
     assert np.array_equal(outputs[True][0], outputs[False][0])  # no nod yet at the reference
     change = np.abs(outputs[True][-1] - outputs[False][-1]).max(axis=2)
     assert (change > 8).sum() > 200 and change[:24, :24].max() == 0  # the face moved, not the corners
 
 
 def test_reinhard_keeps_dark_eyes_and_mouth_neutral_across_skin_tones() -> None:
-    from avatarcam.faceswap.blend import reinhard
+    from avatarcam.animators.faceswap.blend import reinhard
 
     face = np.zeros((64, 64, 3), np.uint8)
     face[:] = (120, 60, 40)  # saturated brown skin
@@ -457,11 +480,11 @@ def test_reinhard_keeps_dark_eyes_and_mouth_neutral_across_skin_tones() -> None:
 
 def test_swap_eval_scores_identity_motion_and_flicker(model: Path, clips: dict[str, Path], tmp_path: Path) -> None:
     from avatarcam.eval.metrics import IdentityEmbedder
-    from avatarcam.faceswap.evaluate import evaluate_swap
+    from avatarcam.train.faceswap.evaluate import evaluate_swap
 
     if not IdentityEmbedder.available():
         pytest.skip("needs the eval extra (dlib)")
-    result = evaluate_swap(_swap_config(model, swap_colour="none"), clips["a"], clips["b"], 10, 30, tmp_path)
+    result = evaluate_swap(_swap_config(model, colour="none"), clips["a"], clips["b"], 10, 30, tmp_path)
     assert result["frames"] == 30 and 0 <= result["id_miss"] <= 1
     assert result["input_id_to_b"] < 0.6  # B is A with turned colours: dlib calls them the same person
     assert result["corr_yaw"] > 0.8  # the swapped head turns with A's (a tiny model: too blurred for dlib)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from face_edits import (
@@ -15,11 +17,16 @@ from face_edits import (
     with_shape,
 )
 
-from avatarcam.config import RetargetConfig
+from avatarcam.config import AnimatorConfig, Config, RetargetConfig
 from avatarcam.motion.retarget import Retargeter
+from avatarcam.registry import ANIMATORS
+from avatarcam.stages import Packet
+from avatarcam.stages.animate import AnimateStage
+from avatarcam.stages.chain import Chain
+from avatarcam.stages.retarget import RetargetStage
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import euler_degrees, fit_pose, to_canonical
-from avatarcam.types import Avatar, Face, Frame
+from avatarcam.types import Avatar, Face, Frame, Motion
 
 TINY = 1e-3  # pixels: float32 round trips only
 
@@ -166,7 +173,7 @@ def test_lost_face_holds_then_eases_to_neutral(astronaut_face: Avatar) -> None:
     lost = 10.2  # the first frame without a face
     held = [retargeter(None, at(lost + dt)) for dt in (0.0, 0.2, 0.45)]
     for motion in held:  # hold: the last motion, unchanged
-        assert not motion.tracked and motion.driver_face is None
+        assert not motion.tracked
         assert max_error(motion.landmarks, moved.landmarks) < TINY
     easing = retargeter(None, at(lost + 0.5 + 0.5))  # half way through the ease
     away_from_moved = max_error(easing.landmarks, moved.landmarks)
@@ -310,7 +317,46 @@ def test_a_face_cut_by_the_camera_edge_is_lost_and_held(astronaut_face: Avatar) 
     motion = retargeter(leaving, Frame(frame.image, int(0.1e9)))
     assert not motion.tracked
     assert max_error(motion.landmarks, astronaut_face.face.landmarks) < TINY  # held where it was
-    assert motion.driver_face is leaving  # still there for the face swap, which swaps what the camera shows
+
+
+def test_a_face_cut_by_the_camera_edge_still_reaches_the_animator(
+    astronaut_face: Avatar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lost for the pose, the cut face is still handed to the animator with its frame: the face swap swaps what
+    the camera shows."""
+    calls: list[tuple[Motion, Frame | None, Face | None]] = []
+
+    class Recorder:
+        name = "recorder"
+        status = ""
+
+        def __init__(self, config: AnimatorConfig) -> None:
+            pass
+
+        def prepare(self, avatar: Avatar) -> None:
+            self.image = avatar.image
+
+        def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+            calls.append((motion, driver, driver_face))
+            return self.image
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(ANIMATORS, "entries", dict(ANIMATORS.entries))
+    ANIMATORS.add("recorder", Recorder)
+    config = dataclasses.replace(Config(), animator=AnimatorConfig(name="recorder", size=astronaut_face.size))
+    chain = Chain([RetargetStage(config), AnimateStage(config)])
+    image = np.zeros((256, 256, 3), np.uint8)
+    first = chain(Packet(Frame(image, 0), astronaut_face, face=astronaut_face.face))
+    assert first.motion is not None and first.motion.tracked
+    leaving = posed(astronaut_face.face, shift=(120.0, 0.0))  # half the face is past the frame's right edge
+    frame = Frame(image, int(0.1e9), 1)
+    packet = chain(Packet(frame, astronaut_face, face=leaving))
+    assert sum(chain.errors.values()) == 0
+    assert packet.motion is not None and not packet.motion.tracked
+    assert len(calls) == 2 and calls[-1][0] is packet.motion
+    assert calls[-1][1] is frame and calls[-1][2] is leaving
 
 
 def test_the_lashes_come_down_with_a_closing_lid(astronaut_face: Avatar) -> None:

@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -7,22 +8,24 @@ import pyvirtualcam
 import pyvirtualcam.camera
 from conftest import FAKE_BACKEND
 
-from avatarcam.config import OutputConfig
-from avatarcam.io.sinks import (
-    NullSink,
-    PreviewSink,
-    RecorderSink,
-    SinkError,
-    VirtualCameraSink,
-    draw_camera_inset,
-    draw_hud,
-    letterbox,
-    make_background,
-    open_monitor,
-    open_sink,
-    virtual_camera_hint,
-)
+from avatarcam.compositor import draw_camera_inset, draw_hud, letterbox, make_background
+from avatarcam.config import Config, OutputConfig, load_config
+from avatarcam.devices import open_monitor, open_sink
+from avatarcam.io import sinks as sinks_module
+from avatarcam.io.sinks import NullSink, PreviewSink, RecorderSink, SinkError, VirtualCameraSink, virtual_camera_hint
 from avatarcam.io.sources import read_video
+from avatarcam.registry import SINKS
+
+
+def empty_toml(folder: Path) -> Path:
+    """A config file that sets nothing (so the user's own config file is not read)."""
+    path = folder / "empty.toml"
+    path.write_text("")
+    return path
+
+
+def output(**settings) -> Config:
+    return Config(output=OutputConfig(**settings))
 
 
 class NoDeviceBackend:
@@ -87,7 +90,7 @@ def test_open_sink_auto_falls_back_to_file_with_fix_hint(monkeypatch, no_display
     monkeypatch.setattr(pyvirtualcam.camera, "BACKENDS", {"v4l2loopback": NoDeviceBackend})
     monkeypatch.setattr("platform.system", lambda: "Linux")
     path = tmp_path / "out" / "auto.mp4"
-    config = OutputConfig(sink="auto", width=64, height=48, fps=10, path=str(path))
+    config = output(sink="auto", width=64, height=48, fps=10, path=str(path))
     sink, message = open_sink(config)
     with sink:
         assert isinstance(sink, RecorderSink)
@@ -98,6 +101,32 @@ def test_open_sink_auto_falls_back_to_file_with_fix_hint(monkeypatch, no_display
     assert len(frames) == 1
 
 
+def test_open_sink_auto_prefers_the_virtual_camera(monkeypatch, fake_virtualcam):
+    monkeypatch.setattr(pyvirtualcam.camera, "BACKENDS", {FAKE_BACKEND: fake_virtualcam})
+    sink, message = open_sink(output(sink="auto", width=64, height=48, fps=10))
+    with sink:
+        assert isinstance(sink, VirtualCameraSink)
+        sink.send(gradient(48, 64))
+    assert message == "output: virtual camera /dev/video-fake"
+    camera = fake_virtualcam.instances[0]
+    assert (camera.width, camera.height, camera.fps) == (64, 48, 10) and len(camera.frames) == 1
+
+
+def test_open_sink_auto_falls_back_to_a_preview_window_with_fix_hint(monkeypatch):
+    monkeypatch.setattr(pyvirtualcam.camera, "BACKENDS", {"v4l2loopback": NoDeviceBackend})
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    made = []
+    monkeypatch.setattr(sinks_module, "_display_problem", lambda: None)  # a display, as far as it can tell
+    monkeypatch.setattr(sinks_module.cv2, "namedWindow", lambda title, flags: made.append(title))
+    monkeypatch.setattr(sinks_module.cv2, "resizeWindow", lambda title, w, h: made.append((w, h)))
+    sink, message = open_sink(output(sink="auto", width=64, height=48))
+    assert isinstance(sink, PreviewSink) and made == ["avatarcam", (64, 48)]
+    first_line = message.splitlines()[0]
+    assert first_line.startswith("cannot open a virtual camera: ") and "No v4l2 loopback device found" in first_line
+    assert first_line.endswith(": showing a preview window instead.")
+    assert "sudo modprobe v4l2loopback exclusive_caps=1 card_label=avatarcam" in message
+
+
 def test_only_preview_windows_are_private():
     assert PreviewSink.private and not VirtualCameraSink.private and not RecorderSink.private
     assert not NullSink().private
@@ -105,21 +134,31 @@ def test_only_preview_windows_are_private():
 
 def test_a_monitor_opens_only_beside_what_the_call_sees(no_display):
     sink = NullSink()
-    monitor, message = open_monitor(OutputConfig(), sink)
+    monitor, message = open_monitor(Config(), sink)
     assert monitor is None and "no display" in message and "HUD is off" in message
-    assert open_monitor(OutputConfig(monitor=False), sink) == (None, "")
+    assert open_monitor(output(monitor=False), sink) == (None, "")
 
     class Window:
         private = True
 
-    assert open_monitor(OutputConfig(), Window()) == (None, "")  # a preview window carries the HUD itself
+    assert open_monitor(Config(), Window()) == (None, "")  # a preview window carries the HUD itself
 
 
-def test_open_sink_explicit_kinds(tmp_path):
-    sink, message = open_sink(OutputConfig(sink="auto"), kind_override="null")
-    assert isinstance(sink, NullSink) and "discarded" in message
-    with pytest.raises(ValueError, match="unknown output sink"):
-        open_sink(OutputConfig(sink="screen"))
+def test_open_sink_explicit_kinds(tmp_path, no_display):
+    sink, message = open_sink(output(sink="null"))
+    assert isinstance(sink, NullSink) and message == "output: none (frames discarded)"
+    path = tmp_path / "explicit.mp4"
+    sink, message = open_sink(output(sink="file", path=str(path), width=64, height=48, fps=12))
+    with sink:
+        assert isinstance(sink, RecorderSink) and (sink.width, sink.height, sink.fps) == (64, 48, 12)
+    assert message == f"output: recording to {path}"
+    with pytest.raises(SinkError, match="no display"):  # an explicit kind never falls back
+        open_sink(output(sink="preview"))
+    with pytest.raises(ValueError, match=r"unknown sink 'screen' \(valid: virtual, preview, file, null\)"):
+        open_sink(output(sink="screen"))
+    with pytest.raises(ValueError, match=r"unknown output.sink 'screen' \(valid: auto, virtual, preview, file, null\)"):
+        load_config(empty_toml(tmp_path), {"output.sink": "screen"})
+    assert set(SINKS.names()) == {"virtual", "preview", "file", "null"}
 
 
 def test_recorder_writes_a_readable_mp4(tmp_path):

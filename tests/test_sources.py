@@ -6,10 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from avatarcam.config import SourceConfig
+from avatarcam.config import Config, SourceConfig, load_config
+from avatarcam.demo import DemoSource
+from avatarcam.devices import open_source
 from avatarcam.io import sources
-from avatarcam.io.sources import CameraSource, SourceError, VideoFileSource, open_source, read_video
-from avatarcam.types import Frame
+from avatarcam.io.sources import CameraSource, SourceError, VideoFileSource, read_video
+from avatarcam.registry import SOURCES
+
+
+def source(**settings) -> Config:
+    return Config(source=SourceConfig(**settings))
 
 
 def write_video(path: Path, n: int = 10, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> list[int]:
@@ -23,44 +29,66 @@ def write_video(path: Path, n: int = 10, fps: float = 10.0, size: tuple[int, int
     return levels
 
 
-class DemoSource:
-    name = "demo"
-    fps = 30.0
-
-    def read(self, timeout: float = 1.0) -> Frame | None:
-        return Frame(np.zeros((4, 4, 3), np.uint8))
-
-    def close(self) -> None:
-        pass
-
-
 def test_missing_camera_raises_source_error():
     with pytest.raises(SourceError, match="camera 97"):
         CameraSource(97)
 
 
 def test_open_source_auto_falls_back_to_demo():
-    demo = DemoSource()
-    source, message = open_source(SourceConfig(kind="auto", camera=97), lambda: demo)
-    assert source is demo
-    assert message.startswith("no camera found (")
-    assert "camera 97" in message and message.endswith("using demo motion")
+    demo, message = open_source(source(kind="auto", camera=97, width=320, height=240))
+    try:
+        assert isinstance(demo, DemoSource)
+        assert message.startswith("no camera found (")
+        assert "camera 97" in message and message.endswith("using demo motion")
+        frame = demo.read(timeout=1.0)
+        assert frame is not None and frame.image.shape == (240, 320, 3)  # the configured camera size
+    finally:
+        demo.close()
 
 
 def test_open_source_explicit_camera_does_not_fall_back():
-    with pytest.raises(SourceError):
-        open_source(SourceConfig(kind="camera", camera=97), DemoSource)
+    with pytest.raises(SourceError, match="camera 97"):
+        open_source(source(kind="camera", camera=97))
+
+
+def test_open_source_says_which_camera_it_opened(monkeypatch):
+    monkeypatch.setattr(FlakyCapture, "plugged", True)
+    monkeypatch.setattr(FlakyCapture, "good", 10_000)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FlakyCapture)
+    for kind in ("auto", "camera"):  # auto takes the camera when there is one
+        camera, message = open_source(source(kind=kind, camera=3))
+        with camera:
+            assert isinstance(camera, CameraSource) and camera.index == 3
+            assert message == "source: camera 3 (25 fps)"  # the fps the camera reports
+
+
+def test_open_source_explicit_demo():
+    demo, message = open_source(source(kind="demo", width=320, height=240))
+    try:
+        assert isinstance(demo, DemoSource) and message == "source: demo motion"
+    finally:
+        demo.close()
 
 
 def test_open_source_file_and_unknown_kind(tmp_path):
     path = tmp_path / "clip.mp4"
     write_video(path)
-    source, message = open_source(SourceConfig(kind="file", path=str(path), loop=False), DemoSource)
-    with source:
-        assert isinstance(source, VideoFileSource) and source.realtime and not source.loop
-        assert "clip.mp4" in message
-    with pytest.raises(ValueError, match="unknown source kind"):
-        open_source(SourceConfig(kind="webcam"), DemoSource)
+    opened, message = open_source(source(kind="file", path=str(path), loop=False))
+    with opened:
+        assert isinstance(opened, VideoFileSource) and opened.realtime and not opened.loop
+        assert "clip.mp4" in message and message.endswith("(10 fps, once)")
+    opened, message = open_source(source(kind="file", path=str(path)))
+    with opened:
+        assert opened.loop and message.endswith("(10 fps, looping)")
+    with pytest.raises(SourceError, match="needs a video path"):
+        open_source(source(kind="file"))
+    with pytest.raises(ValueError, match=r"unknown source 'webcam' \(valid: camera, file, demo\)"):
+        open_source(source(kind="webcam"))
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"unknown source.kind 'webcam' \(valid: auto, camera, file, demo\)"):
+        load_config(empty, {"source.kind": "webcam"})
+    assert set(SOURCES.names()) == {"camera", "file", "demo"}
 
 
 def test_video_once_reads_every_frame_in_order_then_finishes(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,11 +24,13 @@ import pytest
 import torch
 from conftest import FAKE_BACKEND, write_mp4
 
-from avatarcam import animators
+from avatarcam.animators.talking_head.animator import TalkingHeadAnimator
+from avatarcam.animators.talking_head.crops import CROP_SIZE, face_box
+from avatarcam.animators.talking_head.runtime import GENERATOR, GENERATOR_INT8, FineTuned, base_weights, portrait_dir
 from avatarcam.avatar import default_avatar_path, load_avatar
 from avatarcam.cli import main
-from avatarcam.config import Config
-from avatarcam.io.demo import DemoSource
+from avatarcam.config import AnimatorConfig, ChainConfig, Config, OutputConfig, TalkingHeadConfig
+from avatarcam.demo import DemoSource
 from avatarcam.io.sinks import VirtualCameraSink
 from avatarcam.models.talking_head import (
     EMBED_DIM,
@@ -38,17 +41,17 @@ from avatarcam.models.talking_head import (
     blend,
 )
 from avatarcam.pipeline import LivePipeline
+from avatarcam.registry import ANIMATORS
 from avatarcam.runtime.weights import WeightsError, checked_file, weights_dir
-from avatarcam.stages import FrameStages
-from avatarcam.talking import finetune as finetune_module
-from avatarcam.talking.crops import CROP_SIZE, face_box
-from avatarcam.talking.data import DataSettings, build_cache
-from avatarcam.talking.episodes import EpisodeSet
-from avatarcam.talking.export import export_generator, load_networks, parity, verify_shipped
-from avatarcam.talking.finetune import FineTuneSettings, finetune
-from avatarcam.talking.losses import multiscale_l1
-from avatarcam.talking.meta_train import CHECKPOINT, WEIGHTS, TrainSettings, train
-from avatarcam.talking.runtime import GENERATOR, GENERATOR_INT8, FineTuned, base_weights, portrait_dir
+from avatarcam.stages import Packet
+from avatarcam.stages.chain import motion_chain
+from avatarcam.train.talking_head import finetune as finetune_module
+from avatarcam.train.talking_head.data import DataSettings, build_cache
+from avatarcam.train.talking_head.episodes import EpisodeSet
+from avatarcam.train.talking_head.export import export_generator, load_networks, parity, verify_shipped
+from avatarcam.train.talking_head.finetune import FineTuneSettings, finetune
+from avatarcam.train.talking_head.losses import multiscale_l1
+from avatarcam.train.talking_head.meta_train import CHECKPOINT, WEIGHTS, TrainSettings, train
 from avatarcam.types import Avatar, Frame, Motion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -317,7 +320,7 @@ def test_fine_tuning_moves_the_output_toward_the_portrait(
 ) -> None:
     result = finetune(astronaut_face, FineTuneSettings(steps=12, views=4, batch=4, lr_g=2e-4), progress=False)
     assert result.l1_after < result.l1_before
-    tuned = FineTuned(portrait_dir(astronaut_face.portrait_key, base_weights()))
+    tuned = FineTuned(portrait_dir(astronaut_face.key, base_weights()))
     assert tuned.ready and tuned.folder == result.folder and tuned.folder.parent.parent == portraits_home
     assert tuned.style().shape[0] == 1 and (tuned.folder / GENERATOR_INT8).is_file()
     assert result.int8_parity["mean"] < INT8_MEAN
@@ -356,40 +359,47 @@ def test_a_portrait_without_a_face_is_refused_before_training(
 # ---------------------------------------------------------------- live
 
 
-def _talking_head_config(finetune_on: bool = False) -> Config:
-    config = Config()
-    config.animator.name = "talking-head"
-    config.animator.size = 256
-    config.animator.finetune = finetune_on
-    config.output.width, config.output.height, config.output.hud = 256, 256, False
-    return config
+def _talking_head_config(finetune_on: bool = False, finetune_steps: int = 300) -> Config:
+    """The talking head at 256² into a 256² output without a HUD, its stages run in turn (one output per frame)."""
+    return Config(
+        animator=AnimatorConfig(
+            name="talking-head",
+            size=256,
+            talking_head=TalkingHeadConfig(finetune=finetune_on, finetune_steps=finetune_steps),
+        ),
+        output=OutputConfig(width=256, height=256, hud=False),
+        chain=ChainConfig(pipelined=False),
+    )
 
 
 def test_live_pipeline_with_the_talking_head_into_the_virtual_camera(
     shipped: Path, astronaut_face: Avatar, fake_virtualcam, portraits_home: Path
 ) -> None:
     config = _talking_head_config()
-    stages = FrameStages(config, astronaut_face)
-    net = stages.animator.net
-    calls = []
-    real_generate = net.generate
-
-    def counted(*args):
-        calls.append(1)
-        return real_generate(*args)
-
-    net.generate = counted
     source = DemoSource(astronaut_face, 320, 240, realtime=False)
     out = config.output
+    calls = []
     try:
         with VirtualCameraSink(out.width, out.height, out.fps, backend=FAKE_BACKEND) as sink:
-            stats = LivePipeline(config, source, sink, stages).run(max_frames=20)
+            pipeline = LivePipeline(config, source, sink, astronaut_face)
+            try:
+                animator = pipeline.stage("animate").animator
+                assert isinstance(animator, TalkingHeadAnimator)
+                real_generate = animator.net.generate
+
+                def counted(*args):
+                    calls.append(1)
+                    return real_generate(*args)
+
+                animator.net.generate = counted
+                stats = pipeline.run(max_frames=20)
+            finally:
+                pipeline.close()
     finally:
         source.close()
-        stages.close()
     frames = fake_virtualcam.instances[0].frames
-    assert stats.frames == 20 and len(frames) == 20 and stages.errors == 0
-    assert len(calls) == 20 and not stages.animator.finetuned
+    assert stats.frames == 20 and len(frames) == 20 and pipeline.errors == 0
+    assert len(calls) == 20 and not animator.finetuned
     assert np.abs(frames[0].astype(np.int16) - frames[-1]).mean() > 1.0  # the avatar moves
 
 
@@ -399,20 +409,23 @@ def test_the_generator_change_lands_on_the_face_and_fades_out(
     """Wiring, whatever the weights: a generator that paints the whole crop grey with an open mask greys the
     face; outside the crop the frame is the warp's, and the crop's edge is feathered (no seam)."""
     config = _talking_head_config()
-    stages = FrameStages(config, astronaut_face)
-    config.animator.name = "warp"
-    warp_stages = FrameStages(config, astronaut_face)
-    stages.animator.net.generate = lambda session, warped, drawing, style: (
+    chain = motion_chain(config)
+    warp_chain = motion_chain(dataclasses.replace(config, animator=dataclasses.replace(config.animator, name="warp")))
+    animator = chain.stage("animate").animator
+    assert isinstance(animator, TalkingHeadAnimator) and warp_chain.stage("animate").animator.name == "warp"
+    animator.net.generate = lambda session, warped, drawing, style: (
         np.zeros_like(warped),
         np.ones_like(warped[:1]),
     )
     sources = [DemoSource(astronaut_face, 320, 240, realtime=False) for _ in range(2)]
     try:
         for _ in range(5):
-            grey, warped = stages(sources[0].read()), warp_stages(sources[1].read())
-        box = face_box(stages.animator.avatar.face.landmarks)
+            grey = chain(Packet(sources[0].read(), astronaut_face)).image
+            warped = warp_chain(Packet(sources[1].read(), astronaut_face)).image
+        box = face_box(animator.avatar.face.landmarks)
+        assert sum(chain.errors.values()) == sum(warp_chain.errors.values()) == 0
     finally:
-        for closable in (*sources, stages, warp_stages):
+        for closable in (*sources, chain, warp_chain):
             closable.close()
     x0, y0, side = (int(v) for v in box)
     centre = grey[y0 + side // 2 - 8 : y0 + side // 2 + 8, x0 + side // 2 - 8 : x0 + side // 2 + 8]
@@ -431,24 +444,36 @@ def test_live_talking_head_switches_to_the_background_fine_tune(
 ) -> None:
     avatar = load_avatar(None, 256)
     assert avatar.source  # the bundled portrait's file: what the background fine-tune reads
-    config = _talking_head_config(finetune_on=True)
-    config.animator.finetune_steps = 3
-    stages = FrameStages(config, avatar)
+    config = _talking_head_config(finetune_on=True, finetune_steps=3)
+    chain = motion_chain(config)
+    animator = chain.stage("animate").animator
+    assert isinstance(animator, TalkingHeadAnimator)
     source = DemoSource(avatar, 320, 240, realtime=False)
+    # While it runs: the job's progress in brackets ("starting" before its first report, then "40%, about 2 min
+    # left").
+    running = re.compile(
+        r"fine-tuning this portrait in the background "
+        r"\((starting|finishing|\d+%(, (about \d+ min|under a minute) left)?)\)"
+    )
     try:
-        assert stages.animator.status == "fine-tuning this portrait in the background"
+        chain.prepare(avatar)  # starts the fine-tune
+        assert running.fullmatch(animator.status), animator.status
+        statuses = []
         deadline = time.monotonic() + 240
-        while not stages.animator.finetuned and time.monotonic() < deadline:
-            stages(source.read())
+        while not animator.finetuned and time.monotonic() < deadline:
+            statuses.append(animator.status)
+            chain(Packet(source.read(), avatar))
             time.sleep(0.2)
-        assert stages.animator.finetuned, "the background fine-tune never switched in"
-        assert stages.animator.status == "fine-tuned"
-        assert FineTuned(portrait_dir(avatar.portrait_key, base_weights())).ready
-        stages(source.read())
-        assert stages.errors == 0
+        assert animator.finetuned, f"the background fine-tune never switched in (last status: {statuses[-1:]})"
+        assert animator.status == "fine-tuned"
+        # Until it switched: running, or just finished and loading (no status); never failed.
+        assert all(running.fullmatch(status) or status == "" for status in statuses), set(statuses)
+        assert FineTuned(portrait_dir(avatar.key, base_weights())).ready
+        chain(Packet(source.read(), avatar))
+        assert sum(chain.errors.values()) == 0
     finally:
         source.close()
-        stages.close()
+        chain.close()
 
 
 def test_a_failed_background_fine_tune_says_so_and_keeps_the_meta_weights(
@@ -458,7 +483,7 @@ def test_a_failed_background_fine_tune_says_so_and_keeps_the_meta_weights(
     broken.write_text("not an image")  # the portrait file was replaced after loading: `avatar add` refuses it
     avatar = dataclasses.replace(load_avatar(None, 256), source=str(broken))
     config = _talking_head_config(finetune_on=True)
-    animator = animators.create(config.animator)
+    animator = ANIMATORS.create(config.animator.name, config.animator)
     try:
         animator.prepare(avatar)
         deadline = time.monotonic() + 120
@@ -466,6 +491,6 @@ def test_a_failed_background_fine_tune_says_so_and_keeps_the_meta_weights(
             time.sleep(0.2)
         assert animator.status == "fine-tune failed: meta-trained weights"
         assert not animator.finetuned
-        assert animator(Motion(avatar.face.landmarks, avatar.face.rotation, {})).shape == (256, 256, 3)
+        assert animator(Motion(avatar.face.landmarks, avatar.face.rotation)).shape == (256, 256, 3)
     finally:
         animator.close()

@@ -141,7 +141,7 @@ def test_tracker_finds_the_face_in_every_demo_frame(tracked: list[Face | None]) 
 
 
 def test_tracker_follows_the_scripted_motion(tracked: list[Face | None], demo_frames: list[Frame]) -> None:
-    from avatarcam.io.demo import script
+    from avatarcam.demo import script
 
     first = tracked[0].rotation
     yaws = np.array([euler_degrees(face.rotation @ first.T)[0] for face in tracked])

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from face_edits import close_eyes, open_mouth, posed, shape_of, with_shape
 
-from avatarcam import animators
 from avatarcam.animators.folds import folded, push_outside
 from avatarcam.animators.interior import blur_scale, match_lip_colour
 from avatarcam.animators.mesh import fill_holes
 from avatarcam.animators.warp import EYE_AXES, WarpAnimator, irises_follow_lids, lid_gaps
 from avatarcam.colour import chroma, to_lab
-from avatarcam.config import AnimatorConfig, RetargetConfig
+from avatarcam.config import AnimatorConfig, RetargetConfig, WarpConfig, load_config
 from avatarcam.motion.retarget import Retargeter
+from avatarcam.registry import ANIMATORS
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import FaceMeshDetector
 from avatarcam.tracking.segmentation import push_pull
@@ -29,7 +29,8 @@ INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 
 
 def warp_for(avatar: Avatar, **settings) -> WarpAnimator:
-    animator = WarpAnimator(AnimatorConfig(**{"size": avatar.size, **settings}))
+    """A warp animator prepared for `avatar`; `settings` are WarpConfig's (grid, mouth_interior)."""
+    animator = WarpAnimator(AnimatorConfig(size=avatar.size, warp=WarpConfig(**settings)))
     animator.prepare(avatar)
     return animator
 
@@ -133,22 +134,22 @@ def test_open_mouth_with_a_driver_shows_the_driver_interior_not_smeared_lips(ast
     cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], (45, 20, 25))
     frame = Frame(driver_image, 0, 0)
     motion = motion_for(astronaut_face, driver_face, frame)
-    assert motion.driver is frame and motion.driver_face is driver_face
     interior = inner_mouth(driver_image, motion.landmarks)
     assert interior.sum() > 100  # a wide-open mouth
 
-    out = warp_for(astronaut_face)(motion)
+    out = warp_for(astronaut_face)(motion, frame, driver_face)
     lips = lip_luminance(astronaut_face)
     assert luminance(out, interior) < 0.5 * lips
+    # The interior is the driver's own (its frame and face are used), not the dark fill drawn without a driver.
+    assert not np.array_equal(out[interior], warp_for(astronaut_face)(motion)[interior])
     # Without the interior the stretched portrait mouth (teeth, lips) shows instead: bright.
-    plain = warp_for(astronaut_face, mouth_interior=False)(motion)
+    plain = warp_for(astronaut_face, mouth_interior=False)(motion, frame, driver_face)
     assert luminance(plain, interior) > 0.8 * lips
 
 
 def test_open_mouth_without_a_driver_frame_is_dark_inside(closed_mouth_avatar: Avatar) -> None:
     avatar = closed_mouth_avatar
-    motion = motion_for(avatar, open_mouth(avatar.face, 0.2))
-    assert motion.driver is None
+    motion = motion_for(avatar, open_mouth(avatar.face, 0.2))  # no driver frame or face given to the animator
     interior = inner_mouth(avatar.image, motion.landmarks)
     assert interior.sum() > 100
     lips = lip_luminance(avatar)
@@ -167,15 +168,17 @@ def test_closed_mouth_stays_closed(closed_mouth_avatar: Avatar) -> None:
 def test_animator_needs_prepare(astronaut_face: Avatar) -> None:
     animator = WarpAnimator(AnimatorConfig(size=256))
     with pytest.raises(RuntimeError, match="prepare"):
-        animator(Motion(astronaut_face.face.landmarks, astronaut_face.face.rotation, {}))
+        animator(Motion(astronaut_face.face.landmarks, astronaut_face.face.rotation))
 
 
 def test_registry_creates_by_name_and_lists_the_available_ones() -> None:
-    assert "warp" in animators.available()
-    animator = animators.create(AnimatorConfig(name="warp", size=256))
+    assert "warp" in ANIMATORS.names()
+    animator = ANIMATORS.create("warp", AnimatorConfig(name="warp", size=256))
     assert isinstance(animator, WarpAnimator) and animator.name == "warp"
-    with pytest.raises(ValueError, match=r"unknown animator 'nope' \(available: .*warp"):
-        animators.create(AnimatorConfig(name="nope"))
+    with pytest.raises(ValueError, match=r"unknown animator 'nope' \(valid: .*warp"):
+        ANIMATORS.create("nope", AnimatorConfig())
+    with pytest.raises(ValueError, match=r"unknown animator.name 'nope' \(valid: .*warp"):  # a config says it first
+        load_config(overrides={"animator.name": "nope"})
 
 
 def test_a_registered_animator_is_created(astronaut_face: Avatar, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,17 +191,19 @@ def test_a_registered_animator_is_created(astronaut_face: Avatar, monkeypatch: p
         def prepare(self, avatar: Avatar) -> None:
             self.image = avatar.image
 
-        def __call__(self, motion: Motion) -> np.ndarray:
+        def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
             return self.image
 
         def close(self) -> None:
             pass
 
-    monkeypatch.setitem(animators._REGISTRY, "still", Still)
-    assert "still" in animators.available()
-    created = animators.create(AnimatorConfig(name="still"))
+    monkeypatch.setattr(ANIMATORS, "entries", dict(ANIMATORS.entries))  # the registration ends with the test
+    ANIMATORS.add("still", Still)
+    assert "still" in ANIMATORS.names()
+    created = ANIMATORS.create("still", AnimatorConfig(name="still"))
+    assert isinstance(created, Still) and created.config.name == "still"
     created.prepare(astronaut_face)
-    assert created(Motion(astronaut_face.face.landmarks, np.eye(3), {})) is astronaut_face.image
+    assert created(Motion(astronaut_face.face.landmarks, np.eye(3))) is astronaut_face.image
 
 
 def test_face_from_landmarks_round_trip(astronaut_face: Avatar) -> None:
@@ -321,7 +326,8 @@ def test_no_triangle_turns_over_at_the_hardest_poses(astronaut_face: Avatar, pos
     retargeter.set_avatar(astronaut_face.face, astronaut_face.size)
     frame = Frame(np.zeros((1024, 1024, 3), np.uint8), 0)
     retargeter(astronaut_face.face, frame)
-    animator(retargeter(open_mouth(posed(astronaut_face.face, **pose), 0.3), frame))
+    driver_face = open_mouth(posed(astronaut_face.face, **pose), 0.3)
+    animator(retargeter(driver_face, frame), frame, driver_face)
     assert animator.last_folds == 0
 
 
@@ -351,7 +357,7 @@ def test_a_smiles_own_teeth_stay_while_the_driver_keeps_its_mouth_shut(
     retargeter.set_avatar(astronaut_face.face)
     retargeter(closed_mouth_avatar.face, driver)  # the driver's neutral: mouth shut
     motion = retargeter(closed_mouth_avatar.face, driver)
-    out = warp_for(astronaut_face)(motion)
+    out = warp_for(astronaut_face)(motion, driver, closed_mouth_avatar.face)
     teeth = inner_mouth(astronaut_face.image, astronaut_face.face.landmarks)
     assert teeth.sum() > 30
     assert np.abs(out.astype(np.int16) - astronaut_face.image)[teeth].mean() < 3.0
@@ -363,7 +369,8 @@ def test_a_greyscale_portrait_keeps_a_grey_mouth(astronaut_face: Avatar) -> None
     driver_face = open_mouth(astronaut_face.face, 0.25)
     driver_image = warp_for(astronaut_face)(motion_for(astronaut_face, driver_face))
     cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], (40, 200, 60))  # green
-    out = warp_for(grey_avatar)(motion_for(grey_avatar, driver_face, Frame(driver_image, 0, 0)))
+    frame = Frame(driver_image, 0, 0)
+    out = warp_for(grey_avatar)(motion_for(grey_avatar, driver_face, frame), frame, driver_face)
     assert chroma(out).max() < 2.0  # 8-bit rounding only
 
 
@@ -412,13 +419,15 @@ def test_a_blurred_portrait_gets_a_mouth_interior_as_soft_as_itself(astronaut_fa
     stripes[:, ::2] = 255  # one-pixel teeth: all edge
     mouth = polygon_mask(driver_image.shape, driver_face.xy[T.INNER_LIPS])
     driver_image[mouth] = stripes[mouth]
-    motion = motion_for(soft, driver_face, Frame(driver_image, 0, 0))
+    frame = Frame(driver_image, 0, 0)
+    motion = motion_for(soft, driver_face, frame)
     animator = warp_for(soft)
     assert animator._softness > 0.9
     interior = inner_mouth(soft.image, motion.landmarks)
-    softened = cv2.Laplacian(cv2.cvtColor(animator(motion), cv2.COLOR_RGB2GRAY), cv2.CV_32F)[interior].std()
+    softened = cv2.Laplacian(cv2.cvtColor(animator(motion, frame, driver_face), cv2.COLOR_RGB2GRAY), cv2.CV_32F)
     animator._softness = 0.0
-    crisp = cv2.Laplacian(cv2.cvtColor(animator(motion), cv2.COLOR_RGB2GRAY), cv2.CV_32F)[interior].std()
+    crisp = cv2.Laplacian(cv2.cvtColor(animator(motion, frame, driver_face), cv2.COLOR_RGB2GRAY), cv2.CV_32F)
+    softened, crisp = softened[interior].std(), crisp[interior].std()
     assert softened < 0.5 * crisp
 
 
@@ -437,7 +446,7 @@ def test_a_smiles_own_teeth_give_way_gradually_as_the_driver_opens(
         retargeter = Retargeter(RetargetConfig())
         retargeter.set_avatar(astronaut_face.face)
         retargeter(closed, driver)
-        out = warp_for(astronaut_face)(retargeter(face, driver))
+        out = warp_for(astronaut_face)(retargeter(face, driver), driver, face)
         opening = _mouth_opening(face.landmarks[:, :2])
         changes.append((opening, np.abs(out.astype(np.int16) - astronaut_face.image)[teeth].mean()))
     openings, diffs = np.array(changes).T

@@ -1,51 +1,28 @@
-"""Animators: draw the avatar for one Motion. Chosen by name from a registry."""
+"""Animators: draw the avatar for one Motion. Built by name from `avatarcam.registry.ANIMATORS`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
-from avatarcam.config import AnimatorConfig
-from avatarcam.types import Avatar, Motion
+from avatarcam.types import Avatar, Face, Frame, Motion
 
 
 class Animator(Protocol):
     name: str
-    status: str  # a few words for the HUD on what the animator is doing ("" when there is nothing to say)
+
+    @property
+    def status(self) -> str:
+        """A few words for the HUD on what the animator is doing ("" when there is nothing to say)."""
+        ...
 
     def prepare(self, avatar: Avatar) -> None:
-        """Per-avatar set-up (meshes, caches, model state); called once per avatar, and on a hotkey."""
+        """Per-avatar set-up (meshes, caches, model state); called once per avatar."""
 
-    def __call__(self, motion: Motion) -> np.ndarray:
-        """The avatar image (size×size×3 uint8 RGB) doing `motion`."""
+    def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+        """The avatar image (size×size×3 uint8 RGB) doing `motion`. `driver` is the camera frame and
+        `driver_face` its tracked face, when there are (the warp lends the driver's mouth interior from them;
+        the face swap draws on them)."""
 
     def close(self) -> None: ...
-
-
-_REGISTRY: dict[str, Callable[[AnimatorConfig], Animator]] = {}
-
-
-def register(name: str) -> Callable:
-    def wrap(factory: Callable[[AnimatorConfig], Animator]) -> Callable[[AnimatorConfig], Animator]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
-
-
-def available() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def create(config: AnimatorConfig) -> Animator:
-    _load_builtins()
-    if config.name not in _REGISTRY:
-        raise ValueError(f"unknown animator '{config.name}' (available: {', '.join(available())})")
-    return _REGISTRY[config.name](config)
-
-
-def _load_builtins() -> None:
-    from avatarcam.animators import faceswap, talking_head, warp  # noqa: F401  (they register themselves)

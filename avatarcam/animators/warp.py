@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from avatarcam.animators import register
 from avatarcam.animators.folds import folded, push_out_of_hull, push_outside, unfold, wide
 from avatarcam.animators.interior import interior_softness, match_lip_colour
 from avatarcam.animators.mesh import (
@@ -30,7 +29,7 @@ from avatarcam.config import AnimatorConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import canonical_face, fit_pose, from_canonical, to_canonical
 from avatarcam.tracking.segmentation import clean_plate
-from avatarcam.types import Avatar, Motion
+from avatarcam.types import Avatar, Face, Frame, Motion
 
 N_LANDMARKS = 478
 # Per eye: the lid points at the eye's middle (upper, lower), the iris points, and the eye's corners.
@@ -250,12 +249,12 @@ class WarpAnimator:
         self._ring_shift = placed - projected[kept]
         return placed
 
-    def __call__(self, motion: Motion) -> np.ndarray:
+    def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
         if self.avatar is None:
             raise RuntimeError("WarpAnimator.prepare(avatar) must be called first")
         size = self.avatar.size
         dst = self._targets(motion.landmarks.astype(np.float64))
-        grid = min(self.config.grid, size)
+        grid = min(self.config.warp.grid, size)
         cell = size / grid
         affines, ok = triangle_affines(dst, self._src, self._triangles)
         depth = motion.landmarks[self._face, 2].mean(axis=1)
@@ -287,8 +286,8 @@ class WarpAnimator:
         if self._mask is not None:
             person = cv2.remap(self._mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             out = cv2.blendLinear(out, self._plate, person, 1.0 - person)
-        if self.config.mouth_interior:
-            self._fill_mouth(out, motion, dst)
+        if self.config.warp.mouth_interior:
+            self._fill_mouth(out, dst, driver, driver_face)
         self._shut_eyes(out, dst)
         return out
 
@@ -376,13 +375,12 @@ class WarpAnimator:
             return np.array([150.0, 80.0, 80.0])
         return image[y0:y1, x0:x1][mask > 0].reshape(-1, 3).mean(axis=0)
 
-    def _fill_mouth(self, out: np.ndarray, motion: Motion, dst: np.ndarray) -> None:
+    def _fill_mouth(self, out: np.ndarray, dst: np.ndarray, driver: Frame | None, face: Face | None) -> None:
         """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
         inner = dst[T.INNER_LIPS]
         if not _mouth_open(dst):
             return
-        face = motion.driver_face
-        opening = _mouth_opening(face.landmarks[:, :2]) if face is not None and motion.driver is not None else 0.0
+        opening = _mouth_opening(face.landmarks[:, :2]) if face is not None and driver is not None else 0.0
         driver_open = opening > 1.0
         # A smile's own teeth, stretched, while the driver's mouth is shut (it has no interior to lend), fading
         # into the driver's as it opens: a hard switch at the threshold flickered between the two.
@@ -402,8 +400,8 @@ class WarpAnimator:
             index_map = paint_index_map(mask.shape, local, self._mouth, order)
             index_map[index_map < 0] = order[0] if len(order) else -1
             map_x, map_y = backward_map(index_map, affines, 1.0)
-            interior = cv2.remap(motion.driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            driver_lip = self._mean_lip_colour(motion.driver.image, driver_lm)
+            interior = cv2.remap(driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            driver_lip = self._mean_lip_colour(driver.image, driver_lm)
             interior = match_lip_colour(interior, driver_lip, self._lip_colour)
             if self._greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
                 interior = grey(interior)
@@ -413,6 +411,3 @@ class WarpAnimator:
             interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (lend / 255.0)
         region[:] = (region * (1 - alpha) + interior * alpha).astype(np.uint8)
-
-
-register("warp")(WarpAnimator)

@@ -20,7 +20,7 @@ from avatarcam.config import Config
 from avatarcam.eval.metrics import motion_signals
 from avatarcam.eval.sidebyside import label_strip
 from avatarcam.render import animate_frames, video_frames
-from avatarcam.stages import FrameStages
+from avatarcam.stages.chain import motion_chain
 from avatarcam.tracking.tracker import Tracker
 from avatarcam.types import Avatar
 
@@ -91,14 +91,14 @@ def render_moments(config: Config, avatar: Avatar, driver: DriverMoments, tile: 
     """The avatar at each of the driver's moments, rendering the clip in order up to the last of them."""
     wanted = {i for _, i in driver.moments}
     stream, _ = video_frames(driver.path, max(wanted) + 1)
-    stages = FrameStages(config, avatar)
+    chain = motion_chain(config)
     picked: dict[int, np.ndarray] = {}
     try:
-        for index, image in enumerate(animate_frames(stages, stream)):
+        for index, image in enumerate(animate_frames(chain, avatar, stream)):
             if index in wanted:
                 picked[index] = square_crop(image, tile)
     finally:
-        stages.close()
+        chain.close()
     return [picked[i] for _, i in driver.moments]
 
 

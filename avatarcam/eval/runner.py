@@ -6,8 +6,9 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from tqdm import tqdm
@@ -24,9 +25,11 @@ from avatarcam.eval.metrics import (
 )
 from avatarcam.eval.sidebyside import save_image, side_by_side
 from avatarcam.io.sources import read_video
-from avatarcam.stages import FrameStages
-from avatarcam.talking.finetune import ensure_finetuned
+from avatarcam.stages import Packet
+from avatarcam.stages.animate import AnimateStage
+from avatarcam.stages.chain import motion_chain
 from avatarcam.tracking.geometry import euler_degrees
+from avatarcam.train.talking_head.finetune import ensure_finetuned
 from avatarcam.types import Avatar, Frame
 
 log = logging.getLogger(__name__)
@@ -113,15 +116,18 @@ def animate_with_folds(
     config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float
 ) -> tuple[list[np.ndarray], list[int | None]]:
     """The animator's frames (through the live stages) and its fold count after each one."""
-    stages = FrameStages(config, avatar)
+    chain = motion_chain(config)
+    animator = cast(AnimateStage, chain.stage("animate")).animator
     frames, folds = [], []
     try:
         for i, image in enumerate(drivers):
-            frames.append(stages(Frame(image, int(i * 1e9 / fps), i)))
-            folds.append(fold_count(stages.animator))
+            out = chain(Packet(Frame(image, int(i * 1e9 / fps), i), avatar)).image
+            assert out is not None
+            frames.append(out)
+            folds.append(fold_count(animator))
         return frames, folds
     finally:
-        stages.close()
+        chain.close()
 
 
 def fold_scores(folds: Sequence[int | None]) -> dict[str, float]:
@@ -146,8 +152,8 @@ def reenact(
     outputs: dict[str, list[np.ndarray]] = {"static": [still] * len(drivers)}
     folds = {"static": fold_scores([])}
     for name in animators:
-        config.animator.name = name
-        outputs[name], per_frame = animate_with_folds(config, avatar, drivers, fps)
+        named = replace(config, animator=replace(config.animator, name=name))
+        outputs[name], per_frame = animate_with_folds(named, avatar, drivers, fps)
         folds[name] = fold_scores(per_frame)
     return outputs, folds
 
@@ -208,8 +214,9 @@ def run_eval(
     if identity is None:
         log.warning("identity metric off: install the eval extra (pip install 'avatarcam[eval]')")
     landmarks = StaticLandmarks()
-    config.animator.size = size
-    config.animator.finetune = False  # one-shot (meta-trained weights) unless a portrait's fine-tune is cached
+    # One-shot (meta-trained weights) unless a portrait's fine-tune is cached.
+    talking_head = replace(config.animator.talking_head, finetune=False)
+    config = replace(config, animator=replace(config.animator, size=size, talking_head=talking_head))
     report = EvalReport()
     self_scores: dict[str, list] = {"static": [], **{a: [] for a in animators}}
     cross_scores: dict[str, list] = {"static": [], **{a: [] for a in animators}} if portraits else {}

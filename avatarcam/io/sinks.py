@@ -11,12 +11,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from avatarcam.config import OutputConfig
+from avatarcam.config import Config
 from avatarcam.io.closing import Closing
-from avatarcam.tracking import topology as T
-
-INSET_WIDTH = 0.25  # the camera thumbnail in the HUD, as a share of the frame's width
-TRACKED_OUTLINES = (T.FACE_OVAL, T.RIGHT_EYE, T.LEFT_EYE, T.OUTER_LIPS)
+from avatarcam.types import check_image
 
 
 class SinkError(RuntimeError):
@@ -54,11 +51,6 @@ class _SinkBase(Closing):
         return None
 
 
-def _check_image(image: np.ndarray, width: int, height: int, what: str) -> None:
-    if image.shape != (height, width, 3) or image.dtype != np.uint8:
-        raise ValueError(f"{what} expects {height}×{width}×3 uint8 RGB images, got shape {image.shape} {image.dtype}")
-
-
 def virtual_camera_hint(system: str | None = None) -> str:
     """How to get a virtual camera device on this (or the named) OS."""
     system = system or platform.system()
@@ -91,8 +83,13 @@ class VirtualCameraSink(_SinkBase):
         self.device: str = self._camera.device
         self.name = f"virtual camera {self.device}"
 
+    @classmethod
+    def from_config(cls, config: Config) -> VirtualCameraSink:
+        out = config.output
+        return cls(out.width, out.height, out.fps)
+
     def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
-        _check_image(image, self.width, self.height, "the virtual camera")
+        check_image(image, self.width, self.height, "the virtual camera")
         self._camera.send(image)
 
     def close(self) -> None:
@@ -123,6 +120,10 @@ class PreviewSink(_SinkBase):
             cv2.resizeWindow(title, width, height)
         except cv2.error as exc:
             raise SinkError(f"cannot open a preview window: {' '.join(str(exc).split())}") from exc
+
+    @classmethod
+    def from_config(cls, config: Config) -> PreviewSink:
+        return cls("avatarcam", config.output.width, config.output.height)
 
     def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         if self.closed:
@@ -174,13 +175,18 @@ class RecorderSink(_SinkBase):
         if not self._writer.isOpened():
             raise SinkError(f"cannot write video file {self.path} (mp4v encoder unavailable or path not writable)")
 
+    @classmethod
+    def from_config(cls, config: Config) -> RecorderSink:
+        out = config.output
+        return cls(out.path, out.fps, out.width, out.height)
+
     @property
     def frames_written(self) -> int:
         """Frames the file holds (or will, once closed)."""
         return self._written + (self._pending is not None)
 
     def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
-        _check_image(image, self.width, self.height, f"the recorder for {self.path.name}")
+        check_image(image, self.width, self.height, f"the recorder for {self.path.name}")
         if timestamp_ns is None:
             slot = self.frames_written
         else:
@@ -213,109 +219,12 @@ class NullSink(_SinkBase):
         self.name = "null"
         self.frames_sent = 0
 
+    @classmethod
+    def from_config(cls, config: Config) -> NullSink:
+        return cls()
+
     def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
         self.frames_sent += 1
 
     def close(self) -> None:
         pass
-
-
-def open_sink(config: OutputConfig, kind_override: str | None = None) -> tuple[Sink, str]:
-    """The sink the config asks for, and a line saying what was opened (or fallen back to, and why)."""
-    kind = kind_override or config.sink
-    width, height, fps = config.width, config.height, config.fps
-    if kind == "virtual":
-        camera = VirtualCameraSink(width, height, fps)
-        return camera, f"output: {camera.name}"
-    if kind == "preview":
-        return PreviewSink("avatarcam", width, height), "output: preview window"
-    if kind == "file":
-        return RecorderSink(config.path, fps, width, height), f"output: recording to {config.path}"
-    if kind == "null":
-        return NullSink(), "output: none (frames discarded)"
-    if kind != "auto":
-        raise ValueError(f"unknown output sink '{kind}' (known: auto, virtual, preview, file, null)")
-    try:
-        camera = VirtualCameraSink(width, height, fps)
-        return camera, f"output: {camera.name}"
-    except SinkError as exc:
-        no_camera, hint = exc.reason, exc.hint
-    try:
-        preview = PreviewSink("avatarcam", width, height)
-        return preview, f"{no_camera}: showing a preview window instead.\n{hint}"
-    except SinkError as exc:
-        no_preview = exc.reason
-    recorder = RecorderSink(config.path, fps, width, height)
-    return recorder, f"{no_camera}; {no_preview}: recording to {config.path} instead.\n{hint}"
-
-
-def open_monitor(config: OutputConfig, sink: Sink) -> tuple[Sink | None, str]:
-    """A preview window beside a sink the user cannot see (virtual camera, recording), to carry the HUD and take
-    keys; None where the config turns it off or no window can be shown. Also says what it did."""
-    if sink.private or not config.monitor:
-        return None, ""
-    try:
-        return PreviewSink("avatarcam (monitor)", config.width, config.height), "monitor: a preview window with the HUD"
-    except SinkError as exc:
-        return None, f"no monitor window ({exc.reason}); the HUD is off, the output is unchanged"
-
-
-def letterbox(square: np.ndarray, width: int, height: int, background: np.ndarray | None = None) -> np.ndarray:
-    """The square avatar image scaled to fit and centred in a width×height frame, sides from `background`."""
-    side = min(width, height)
-    if square.shape[0] != side:
-        interpolation = cv2.INTER_AREA if square.shape[0] > side else cv2.INTER_LINEAR
-        square = cv2.resize(square, (side, side), interpolation=interpolation)
-    if background is not None and background.shape == (height, width, 3):
-        out = background.copy()
-    else:
-        out = np.zeros((height, width, 3), np.uint8)
-    x0, y0 = (width - side) // 2, (height - side) // 2
-    out[y0 : y0 + side, x0 : x0 + side] = square
-    return out
-
-
-def make_background(square: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The avatar stretched to cover width×height, heavily blurred and dimmed: letterbox sides, built once."""
-    big = max(width, height)
-    cover = cv2.resize(square, (big, big))
-    x0, y0 = (cover.shape[1] - width) // 2, (cover.shape[0] - height) // 2
-    cover = cover[y0 : y0 + height, x0 : x0 + width]
-    # Blurring a small copy and scaling back up is a wide blur for a fraction of the cost.
-    small = cv2.resize(cover, (max(1, width // 16), max(1, height // 16)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 2.0)
-    blurred = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    # Dimmed so the sharp centre reads as the subject.
-    return (blurred.astype(np.uint16) * 3 // 5).astype(np.uint8)
-
-
-def draw_hud(image: np.ndarray, lines: list[str]) -> np.ndarray:
-    """A copy of `image` with `lines` in a translucent box at the top left."""
-    out = image.copy()
-    if not lines:
-        return out
-    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, out.shape[0] / 1080), 1
-    (_, text_h), baseline = cv2.getTextSize("Ag", font, scale, thickness)
-    line_h = text_h + baseline + 4
-    text_w = max(cv2.getTextSize(line, font, scale, thickness)[0][0] for line in lines)
-    pad = 6
-    box = out[: min(out.shape[0], len(lines) * line_h + 2 * pad), : min(out.shape[1], text_w + 2 * pad)]
-    box //= 2  # darken in place: translucent without a blend buffer
-    for i, line in enumerate(lines):
-        origin = (pad, pad + text_h + i * line_h)
-        cv2.putText(out, line, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return out
-
-
-def draw_camera_inset(image: np.ndarray, camera: np.ndarray, landmarks: np.ndarray | None) -> None:
-    """Puts the driver's camera frame, small, in the bottom-right corner of `image` (in place), with the tracked
-    face outlined: the user sees at a glance what the tracker sees and whether it holds."""
-    h, w = image.shape[:2]
-    width = max(2, int(w * INSET_WIDTH))
-    factor = width / camera.shape[1]
-    height = min(h, max(2, round(camera.shape[0] * factor)))
-    thumb = cv2.resize(camera, (width, height), interpolation=cv2.INTER_AREA)
-    if landmarks is not None:
-        outlines = [np.round(landmarks[ids, :2] * factor).astype(np.int32) for ids in TRACKED_OUTLINES]
-        cv2.polylines(thumb, outlines, True, (0, 255, 0), 1, cv2.LINE_AA)
-    image[h - height :, w - width :] = thumb

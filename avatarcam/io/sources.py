@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from avatarcam.config import SourceConfig
+from avatarcam.config import Config
 from avatarcam.io.closing import Closing
 from avatarcam.types import Frame, now_ns
 
@@ -76,6 +75,11 @@ class CameraSource(Closing):
         self.connected = True
         self._thread = threading.Thread(target=self._run, args=(cap,), name=f"camera-{index}", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def from_config(cls, config: Config) -> CameraSource:
+        src = config.source
+        return cls(src.camera, src.width, src.height, src.fps)
 
     def _open(self) -> cv2.VideoCapture | None:
         cap = cv2.VideoCapture(self.index)
@@ -174,6 +178,13 @@ class VideoFileSource(Closing):
         self.unreadable = 0  # read once: frames the container lists that could not be decoded (a damaged file)
         self._t0_ns = now_ns()
 
+    @classmethod
+    def from_config(cls, config: Config) -> VideoFileSource:
+        """The file of `source.path`, paced in real time (a live run driven by a recording)."""
+        if not config.source.path:
+            raise SourceError("source kind 'file' needs a video path (--video FILE)")
+        return cls(config.source.path, loop=config.source.loop, realtime=True)
+
     @property
     def frame_count(self) -> int:
         """Frames in the file as the container reports them (0 if unknown)."""
@@ -264,23 +275,3 @@ def read_video(path: str | Path, max_frames: int | None = None, spread: bool = F
             for _ in range(stride - 1):
                 source.skip()
         return frames, source.fps
-
-
-def open_source(config: SourceConfig, demo_factory: Callable[[], Source]) -> tuple[Source, str]:
-    """The source the config asks for, and a line saying what was opened (or fallen back to, and why)."""
-    if config.kind == "demo":
-        return demo_factory(), "source: demo motion"
-    if config.kind == "file":
-        if not config.path:
-            raise SourceError("source kind 'file' needs a video path")
-        file_source = VideoFileSource(config.path, loop=config.loop, realtime=True)
-        return file_source, f"source: {config.path} ({file_source.fps:.0f} fps, {'looping' if config.loop else 'once'})"
-    if config.kind not in ("auto", "camera"):
-        raise ValueError(f"unknown source kind '{config.kind}' (known: auto, camera, file, demo)")
-    try:
-        camera = CameraSource(config.camera, config.width, config.height, config.fps)
-    except SourceError as exc:
-        if config.kind == "camera":
-            raise
-        return demo_factory(), f"no camera found ({exc}): using demo motion"
-    return camera, f"source: camera {config.camera} ({camera.fps:.0f} fps)"

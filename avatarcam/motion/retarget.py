@@ -14,7 +14,6 @@ from avatarcam.config import RetargetConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import (
     euler_degrees,
-    expression_signals,
     from_canonical,
     lower_face_indices,
     rotation_from_euler,
@@ -114,9 +113,9 @@ class Retargeter:
             raise RuntimeError("Retargeter.set_avatar() must be called before use")
         t = frame.timestamp_ns * 1e-9 if frame is not None else 0.0
         if face is None:
-            return self._lost(t, frame)
+            return self._lost(t)
         if frame is not None and self._cut_by_edge(face, frame):
-            return self._lost(t, frame, face)  # the face is still there to swap, but no pose to follow
+            return self._lost(t)  # the face is still there (the face swap swaps it), but gives no pose
         self._lost_since = None
         if self._reference is None:
             self._reference = _Reference(face, t)
@@ -133,7 +132,7 @@ class Retargeter:
             self._shape_delta(shape, ref),
         )
         self._last = change
-        return self._motion(change, frame, face, tracked=True)
+        return self._motion(change, tracked=True)
 
     def _settle_reference(self, shape: np.ndarray, ref: _Reference, t: float) -> None:
         """Replaces the parts of the driver's reference that caught a passing expression (a word, a blink)."""
@@ -183,22 +182,22 @@ class Retargeter:
         delta[lower, 1] += np.maximum(overshoot, 0.0)
         return delta
 
-    def _lost(self, t: float, frame: Frame | None, face: Face | None = None) -> Motion:
-        """Hold the last motion, then ease to the avatar's neutral (`face`: what is left of the driver's, if any)."""
+    def _lost(self, t: float) -> Motion:
+        """Hold the last motion, then ease to the avatar's neutral."""
         if self._last is None:
-            return self._motion(None, frame, face, tracked=False)
+            return self._motion(None, tracked=False)
         if self._lost_since is None:
             self._lost_since = t
         elapsed = t - self._lost_since - self.config.hold_seconds
         k = 1.0 if elapsed <= 0 else max(0.0, 1.0 - elapsed / max(self.config.ease_seconds, 1e-6))
         k = k * k * (3 - 2 * k)  # smoothstep: no visible jerk at either end
         rvec, log_s, dt, ds = self._last
-        return self._motion((rvec * k, log_s * k, dt * k, ds * k), frame, face, tracked=False)
+        return self._motion((rvec * k, log_s * k, dt * k, ds * k), tracked=False)
 
-    def _motion(self, change, frame: Frame | None, face: Face | None, tracked: bool) -> Motion:
+    def _motion(self, change, tracked: bool) -> Motion:
         av = self._avatar_face
         if change is None:
-            return Motion(av.landmarks.copy(), av.rotation, dict(av.expression), frame, face, tracked)
+            return Motion(av.landmarks.copy(), av.rotation, tracked)
         rvec, log_s, dtrans, dshape = change
         rel = self._limit(cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3, 1))[0])
         rot = rel @ av.rotation
@@ -210,7 +209,7 @@ class Retargeter:
         # Rotate about the avatar's own head centre (canonical origin), not the image origin.
         shape = self._avatar_shape + dshape
         landmarks = from_canonical(shape, scale, rot, trans).astype(np.float32)
-        return Motion(landmarks, rot, expression_signals(landmarks), frame, face, tracked)
+        return Motion(landmarks, rot, tracked)
 
     def _cut_by_edge(self, face: Face, frame: Frame) -> bool:
         """The driver's face is partly out of its camera's view (sliding out): what is left of it is no pose."""

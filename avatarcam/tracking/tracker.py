@@ -12,9 +12,7 @@ from avatarcam.tracking.geometry import expression_signals, fit_pose, from_canon
 from avatarcam.types import Face, Frame
 
 
-def face_from_landmarks(
-    landmarks: np.ndarray, blendshapes: dict[str, float] | None = None, confidence: float = 1.0
-) -> Face:
+def face_from_landmarks(landmarks: np.ndarray, blendshapes: dict[str, float] | None = None) -> Face:
     scale, rot, trans = fit_pose(landmarks)
     return Face(
         landmarks=landmarks.astype(np.float32),
@@ -22,7 +20,6 @@ def face_from_landmarks(
         translation=trans,
         scale=scale,
         expression=expression_signals(landmarks),
-        confidence=confidence,
         blendshapes=blendshapes,
     )
 
@@ -76,7 +73,6 @@ class Tracker:
             translation=trans_f,
             scale=scale_f,
             expression=expression_signals(smoothed),
-            confidence=1.0,
             blendshapes=blendshapes,
         )
 

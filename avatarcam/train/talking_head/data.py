@@ -20,13 +20,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from avatarcam.animators.talking_head.crops import CROP_SIZE, crop, face_box
 from avatarcam.animators.warp import WarpAnimator
 from avatarcam.avatar import IMAGE_SUFFIXES, AvatarError, make_avatar, read_image, square_crop
 from avatarcam.config import AnimatorConfig, RetargetConfig
 from avatarcam.eval.runner import list_clips
 from avatarcam.io.sources import read_video
 from avatarcam.motion.retarget import Retargeter
-from avatarcam.talking.crops import CROP_SIZE, crop, face_box
 from avatarcam.tracking.facemesh import FaceMeshDetector
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Avatar, Frame, Motion
@@ -64,7 +64,7 @@ def _warp_all(avatar: Avatar, landmarks: np.ndarray, images: list[np.ndarray], b
     out = []
     for lm, image, box in zip(landmarks, images, boxes, strict=True):
         face = face_from_landmarks(lm)
-        warped = animator(Motion(lm, face.rotation, face.expression, Frame(image), face))
+        warped = animator(Motion(lm, face.rotation), Frame(image), face)
         out.append(crop(warped, box))
     return np.stack(out)
 

@@ -3,43 +3,50 @@
 Per frame: warp at full size → crop the face at 128² → generator (ONNX Runtime; int8 on CPU by default) →
 its masked change, feathered at the crop's edge, scaled back and added to the warp (the warp keeps its full
 resolution wherever the generator leaves it alone; no seam). A portrait starts at once with the meta-trained
-weights; in live runs a fine-tune for it starts in a background process and its result is swapped in when ready.
+weights; in live runs a fine-tune for it starts as a background job (idle priority, one thread) and its result
+is swapped in when ready.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import threading
 
 import numpy as np
 
-from avatarcam.animators import register
+from avatarcam.animators.talking_head.crops import (
+    CROP_SIZE,
+    crop,
+    draw_landmarks,
+    face_box,
+    feather,
+    paste,
+    to_tensor_layout,
+)
+from avatarcam.animators.talking_head.runtime import FineTuned, TalkingHeadNet, portrait_dir
 from avatarcam.animators.warp import WarpAnimator
 from avatarcam.colour import grey, is_greyscale
 from avatarcam.config import AnimatorConfig
-from avatarcam.talking.crops import CROP_SIZE, crop, draw_landmarks, face_box, feather, paste, to_tensor_layout
-from avatarcam.talking.runtime import FineTuned, TalkingHeadNet, portrait_dir
-from avatarcam.types import Avatar, Motion
+from avatarcam.runtime.background import BackgroundJob
+from avatarcam.types import Avatar, Face, Frame, Motion
 
 log = logging.getLogger(__name__)
+FINETUNE_JOB = "avatarcam.train.talking_head.finetune"  # run by name: the live path imports no training code
 
 
 class TalkingHeadAnimator:
     name = "talking-head"
 
     def __init__(self, config: AnimatorConfig) -> None:
-        self.config = config
+        self.config = config.talking_head
         self.warp = WarpAnimator(config)
-        self.net = TalkingHeadNet(config.precision, config.threads)
+        self.net = TalkingHeadNet(self.config.precision, self.config.threads)
         self._window = feather(CROP_SIZE)[None]
         self._session = self.net.meta_generator
         self._style: np.ndarray | None = None
         self._pending: tuple | None = None  # (portrait key, session, style) from a finished fine-tune
         self._lock = threading.Lock()
-        self._job: subprocess.Popen | None = None
+        self._job: BackgroundJob | None = None
         self.avatar: Avatar | None = None
         self.finetuned = False
         self._finetune_failed = False
@@ -48,8 +55,8 @@ class TalkingHeadAnimator:
     def status(self) -> str:
         if self.finetuned:
             return "fine-tuned"
-        if self._job is not None and self._job.poll() is None:
-            return "fine-tuning this portrait in the background"
+        if self._job is not None and self._job.running:
+            return f"fine-tuning this portrait in the background ({self._job.describe()})"
         return "fine-tune failed: meta-trained weights" if self._finetune_failed else ""
 
     def prepare(self, avatar: Avatar) -> None:
@@ -62,7 +69,7 @@ class TalkingHeadAnimator:
         self._session = self.net.meta_generator
         self._style = self.net.style(frame, to_tensor_layout(draw_landmarks(face.landmarks, box)))
         self.finetuned = self._finetune_failed = False
-        tuned = FineTuned(portrait_dir(avatar.portrait_key, self.net.base))
+        tuned = FineTuned(portrait_dir(avatar.key, self.net.base))
         if tuned.ready:
             self._session, self._style = self.net.open_finetuned(tuned), tuned.style()
             self.finetuned = True
@@ -70,19 +77,14 @@ class TalkingHeadAnimator:
             self._start_finetune(avatar)
 
     def _start_finetune(self, avatar: Avatar) -> None:
-        """`avatarcam avatar add` in a low-priority process; a watcher loads its result when it ends."""
-        if self._job is not None and self._job.poll() is None:
+        """The fine-tune as a background job; a watcher loads its result when it ends."""
+        if self._job is not None:
             self._job.kill()
-        steps = str(self.config.finetune_steps)
-        cmd = [sys.executable, "-m", "avatarcam.cli", "avatar", "add", avatar.source, "--quiet", "--threads", "1"]
-        cmd += ["--steps", steps]
-        nice = (lambda: os.nice(10)) if hasattr(os, "nice") else None
-        self._job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=nice)
+        self._job = BackgroundJob(FINETUNE_JOB, [avatar.source, "--steps", str(self.config.finetune_steps)])
         log.info("fine-tuning %s in the background; it switches over when done", avatar.name)
-        job, key = self._job, avatar.portrait_key
-        threading.Thread(target=self._await_finetune, args=(job, key), daemon=True).start()
+        threading.Thread(target=self._await_finetune, args=(self._job, avatar.key), daemon=True).start()
 
-    def _await_finetune(self, job: subprocess.Popen, key: str) -> None:
+    def _await_finetune(self, job: BackgroundJob, key: str) -> None:
         code = job.wait()
         if job is not self._job:  # superseded by another portrait's fine-tune, or stopped by close()
             return
@@ -99,17 +101,17 @@ class TalkingHeadAnimator:
     def _switch_if_ready(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        if pending and self.avatar is not None and pending[0] == self.avatar.portrait_key:
+        if pending and self.avatar is not None and pending[0] == self.avatar.key:
             _, self._session, self._style = pending
             self.finetuned = True
             log.info("switched %s to its fine-tuned weights", self.avatar.name)
 
-    def __call__(self, motion: Motion) -> np.ndarray:
+    def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
         if self.avatar is None or self._style is None:
             raise RuntimeError("TalkingHeadAnimator.prepare(avatar) must be called first")
         if self._pending is not None:
             self._switch_if_ready()
-        warped = self.warp(motion)
+        warped = self.warp(motion, driver, driver_face)
         box = face_box(motion.landmarks)
         before = to_tensor_layout(crop(warped, box))
         drawing = to_tensor_layout(draw_landmarks(motion.landmarks, box))
@@ -126,10 +128,7 @@ class TalkingHeadAnimator:
 
     def close(self) -> None:
         job, self._job = self._job, None
-        if job is not None and job.poll() is None:
+        if job is not None:
             job.kill()
         self.warp.close()
         self.avatar = None
-
-
-register("talking-head")(TalkingHeadAnimator)

@@ -14,7 +14,7 @@ import numpy as np
 
 from avatarcam.animators.warp import WarpAnimator
 from avatarcam.avatar import load_avatar
-from avatarcam.config import AnimatorConfig
+from avatarcam.config import AnimatorConfig, Config, WarpConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import from_canonical, rotation_from_euler, to_canonical
 from avatarcam.types import Avatar, Frame, Motion, now_ns
@@ -58,7 +58,7 @@ def scripted_motion(avatar: Avatar, shape: np.ndarray, t: float) -> Motion:
     face = avatar.face
     rot = rotation_from_euler(s["yaw"], s["pitch"], s["roll"]) @ face.rotation
     landmarks = from_canonical(shape, face.scale, rot, face.translation).astype(np.float32)
-    return Motion(landmarks=landmarks, rotation=rot, expression={})
+    return Motion(landmarks=landmarks, rotation=rot)
 
 
 DEMO_AVATAR_SIZE = 480  # the scripted face is drawn at the frame height of a 640×480 camera
@@ -81,13 +81,18 @@ class DemoSource:
         self.width, self.height = width, height
         self.realtime = realtime
         self._avatar = avatar
-        self._warp = WarpAnimator(AnimatorConfig(size=avatar.size, grid=min(128, avatar.size)))
+        self._warp = WarpAnimator(AnimatorConfig(size=avatar.size, warp=WarpConfig(grid=min(128, avatar.size))))
         self._warp.prepare(avatar)
         face = avatar.face
         self._shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
         self._pad_x = (width - height) // 2
         self._start = time.monotonic()
         self._index = 0
+
+    @classmethod
+    def from_config(cls, config: Config) -> DemoSource:
+        src = config.source
+        return default_demo(src.width, src.height, src.fps)
 
     def motion_at(self, t: float) -> Motion:
         return scripted_motion(self._avatar, self._shape, t)

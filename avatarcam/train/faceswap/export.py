@@ -10,10 +10,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from avatarcam.faceswap.faceset import FaceSet
-from avatarcam.faceswap.store import CHECKPOINT, INFO, SWAP, SWAP_INT8, SwapModelError
+from avatarcam.animators.faceswap.store import CHECKPOINT, INFO, SWAP, SWAP_INT8, SwapModelError
 from avatarcam.models.faceswap import FaceSwapModel, SwapToB
 from avatarcam.runtime.onnx import quantize_int8
+from avatarcam.train.faceswap.faceset import FaceSet
 
 INT8_MAX_MEAN = 0.01  # int8 is used live only while its mean error stays under this ([0, 1] pixel units)
 FP32_NODES = ("/decoder/head/Conv",)  # the output layer stays float: its error is what shows

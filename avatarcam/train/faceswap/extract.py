@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from avatarcam.animators.faceswap.align import aligned_crop, sharpness, transform_points
 from avatarcam.avatar import IMAGE_SUFFIXES, AvatarError, read_image
 from avatarcam.eval.runner import VIDEO_SUFFIXES
-from avatarcam.faceswap.align import aligned_crop, sharpness, transform_points
 from avatarcam.io.sources import SourceError, VideoFileSource
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import FaceMeshDetector

@@ -13,9 +13,11 @@ previous one untouched.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,18 +27,26 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from avatarcam.animators.talking_head.crops import crop, draw_landmarks, face_box, to_tensor_layout
+from avatarcam.animators.talking_head.runtime import (
+    CHECKPOINT,
+    GENERATOR,
+    GENERATOR_INT8,
+    FineTuned,
+    base_weights,
+    portrait_dir,
+)
 from avatarcam.animators.warp import WarpAnimator
 from avatarcam.config import AnimatorConfig
-from avatarcam.io.demo import SCRIPT_SECONDS, scripted_motion
+from avatarcam.demo import SCRIPT_SECONDS, scripted_motion
 from avatarcam.models.talking_head import blend
+from avatarcam.runtime.background import report_progress
 from avatarcam.runtime.onnx import quantize_int8
 from avatarcam.runtime.weights import checked_file
-from avatarcam.talking.crops import crop, draw_landmarks, face_box, to_tensor_layout
-from avatarcam.talking.export import FP32_NODES, export_generator, load_networks, parity
-from avatarcam.talking.losses import LossWeights, discriminator_step, generator_loss
-from avatarcam.talking.runtime import CHECKPOINT, GENERATOR, GENERATOR_INT8, FineTuned, base_weights, portrait_dir
 from avatarcam.tracking.geometry import to_canonical
 from avatarcam.tracking.tracker import face_from_landmarks
+from avatarcam.train.talking_head.export import FP32_NODES, export_generator, load_networks, parity
+from avatarcam.train.talking_head.losses import LossWeights, discriminator_step, generator_loss
 from avatarcam.types import Avatar, Motion
 
 
@@ -73,7 +83,7 @@ def training_views(avatar: Avatar, count: int, rng: np.random.Generator) -> dict
     warp.prepare(avatar)
     shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
     back, moved, moved_drawings = [], [], []
-    own = Motion(face.landmarks, face.rotation, face.expression)
+    own = Motion(face.landmarks, face.rotation)
     for t in rng.uniform(0, SCRIPT_SECONDS, size=count):
         motion = scripted_motion(avatar, shape, float(t))
         pseudo = warp(motion)
@@ -109,6 +119,8 @@ def finetune(
     start = time.monotonic()
     if settings.threads:
         torch.set_num_threads(settings.threads)
+        if settings.threads == 1:  # a background job's budget: no pool of inter-op threads either
+            torch.set_num_interop_threads(1)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     checkpoint, entry = checked_file(CHECKPOINT, weights)
@@ -130,7 +142,9 @@ def finetune(
     weights_ = LossWeights()
     half = max(1, settings.batch // 2)
     who = torch.zeros(2 * half, dtype=torch.long)
-    for _ in tqdm(range(settings.steps), desc="fine-tune", unit="step", disable=not progress):
+    for step in tqdm(range(settings.steps), desc="fine-tune", unit="step", disable=not progress):
+        if step % 5 == 0:
+            report_progress(step, settings.steps)
         i = torch.from_numpy(rng.integers(n, size=half))
         j = torch.from_numpy(rng.integers(n, size=half))
         warped = torch.cat([views["back"][i], views["moved"][j]])
@@ -146,7 +160,7 @@ def finetune(
     gen.eval()
     with torch.no_grad():
         after = _round_trip_l1(gen, views, style)
-    final = portrait_dir(avatar.portrait_key, entry["sha256"])
+    final = portrait_dir(avatar.key, entry["sha256"])
     return _save(final, avatar, model, style.detach().numpy(), views, settings, before, after, start)
 
 
@@ -197,7 +211,30 @@ def _write(tmp: Path, avatar, model, style: np.ndarray, views, settings, before:
 
 def ensure_finetuned(avatar: Avatar, settings: FineTuneSettings | None = None) -> bool:
     """Fine-tunes on `avatar` unless a fine-tune of the current weights is cached; whether it trained."""
-    if FineTuned(portrait_dir(avatar.portrait_key, base_weights())).ready:
+    if FineTuned(portrait_dir(avatar.key, base_weights())).ready:
         return False
     finetune(avatar, settings, progress=False)
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The background job the talking-head animator starts for a new portrait (a `BackgroundJob`)."""
+    from avatarcam.avatar import AvatarError, load_avatar
+    from avatarcam.train.talking_head.data import FRAME_SIZE
+
+    parser = argparse.ArgumentParser(description="fine-tune the talking head on one portrait (cached)")
+    parser.add_argument("portrait")
+    parser.add_argument("--steps", type=int, default=FineTuneSettings.steps)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        avatar = load_avatar(args.portrait, FRAME_SIZE)
+    except AvatarError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    finetune(avatar, FineTuneSettings(steps=args.steps, threads=args.threads), progress=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

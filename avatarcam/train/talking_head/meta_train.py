@@ -18,9 +18,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from avatarcam.models.talking_head import ProjectionDiscriminator, TalkingHead
-from avatarcam.talking.episodes import EpisodeSet
-from avatarcam.talking.losses import LossWeights, discriminator_step, generator_loss
-from avatarcam.training import save_atomic, start_run, write_grid
+from avatarcam.train.common import save_atomic, start_run, write_grid
+from avatarcam.train.talking_head.episodes import EpisodeSet
+from avatarcam.train.talking_head.losses import LossWeights, discriminator_step, generator_loss
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"

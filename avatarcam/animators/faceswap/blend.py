@@ -5,8 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-COLOUR_MODES = ("reinhard", "histogram", "none")
-BLEND_MODES = ("feather", "poisson")
+from avatarcam.config import BLEND_MODES, COLOUR_MODES
 
 
 def reinhard(source: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from avatarcam.config import Config
 from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, motion_correlations
 from avatarcam.eval.sidebyside import save_image, side_by_side
 from avatarcam.io.sources import read_video
-from avatarcam.stages import FrameStages
+from avatarcam.render import animate_frames
+from avatarcam.stages.chain import motion_chain
 from avatarcam.tracking.geometry import face_mask
 from avatarcam.types import Frame
 
@@ -29,11 +31,12 @@ ID_EVERY = 5
 
 
 def _swap(config: Config, frames: list[np.ndarray], fps: float) -> list[np.ndarray]:
-    stages = FrameStages(config, load_avatar(None, SIZE))
+    chain = motion_chain(config)
     try:
-        return [stages(Frame(image, int(i * 1e9 / fps), i)) for i, image in enumerate(frames)]
+        frames_in = (Frame(image, int(i * 1e9 / fps), i) for i, image in enumerate(frames))
+        return list(animate_frames(chain, load_avatar(None, SIZE), frames_in))
     finally:
-        stages.close()
+        chain.close()
 
 
 def _mean_embedding(identity: IdentityEmbedder, frames: list[np.ndarray]) -> np.ndarray:
@@ -56,7 +59,7 @@ def evaluate_swap(
 ) -> dict[str, float]:
     if not IdentityEmbedder.available():
         raise RuntimeError("faceswap eval needs the eval extra: pip install 'avatarcam[eval]'")
-    config.animator.name, config.animator.size = "faceswap", SIZE
+    config = replace(config, animator=replace(config.animator, name="faceswap", size=SIZE))
     originals, fps = read_video(driver, max_frames=start + frames)
     originals = originals[start:]
     if len(originals) < 3:

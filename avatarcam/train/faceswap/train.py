@@ -21,10 +21,10 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from avatarcam.faceswap.faceset import FaceSet, FaceSetError
-from avatarcam.faceswap.store import CHECKPOINT, INFO
+from avatarcam.animators.faceswap.store import CHECKPOINT, INFO
 from avatarcam.models.faceswap import PRESETS, FaceSwapModel
-from avatarcam.training import save_atomic, start_run, write_grid
+from avatarcam.train.common import save_atomic, start_run, write_grid
+from avatarcam.train.faceswap.faceset import FaceSet, FaceSetError
 
 log = logging.getLogger(__name__)
 

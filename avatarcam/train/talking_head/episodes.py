@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarcam.talking.crops import draw_landmarks, to_tensor_layout
+from avatarcam.animators.talking_head.crops import draw_landmarks, to_tensor_layout
 
 STILL_SHARE = 0.3  # share of episodes drawn from still faces (when the cache has them)
 JITTER_GAIN, JITTER_BIAS = 0.15, 0.1  # per-channel colour jitter of an episode (images in [-1, 1])

@@ -14,27 +14,23 @@ import logging
 import cv2
 import numpy as np
 
-from avatarcam.animators import register
-from avatarcam.avatar import square_crop
-from avatarcam.config import AnimatorConfig
-from avatarcam.faceswap.align import align_matrix, nod, transform_points
-from avatarcam.faceswap.blend import (
-    BLEND_MODES,
-    COLOUR_MODES,
+from avatarcam.animators.faceswap.align import align_matrix, nod, transform_points
+from avatarcam.animators.faceswap.blend import (
     keep_driver_parts,
     paste_back,
     refine_mask,
     reinhard,
     transfer_colour,
 )
-from avatarcam.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
+from avatarcam.animators.faceswap.store import SWAP, SWAP_INT8, SwapModelError, model_dir
+from avatarcam.avatar import square_crop
+from avatarcam.config import AnimatorConfig
 from avatarcam.runtime.onnx import open_session
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import euler_degrees, face_mask
-from avatarcam.types import Avatar, Motion
+from avatarcam.types import Avatar, Face, Frame, Motion
 
 log = logging.getLogger(__name__)
-NO_FACE_MODES = ("passthrough", "hold")
 EROSION_REFERENCE = 128  # swap_erode / swap_blur are pixels of a 128² crop
 
 
@@ -42,32 +38,27 @@ class FaceSwapAnimator:
     name = "faceswap"
     status = ""
 
-    def __init__(self, config: AnimatorConfig) -> None:
-        self.config = config
-        if config.swap_colour not in COLOUR_MODES:
-            raise ValueError(f"unknown swap_colour '{config.swap_colour}' (choose {', '.join(COLOUR_MODES)})")
-        if config.swap_blend not in BLEND_MODES:
-            raise ValueError(f"unknown swap_blend '{config.swap_blend}' (choose {', '.join(BLEND_MODES)})")
-        if config.swap_no_face not in NO_FACE_MODES:
-            raise ValueError(f"unknown swap_no_face '{config.swap_no_face}' (choose {', '.join(NO_FACE_MODES)})")
-        if not config.swap_model:
+    def __init__(self, animator: AnimatorConfig) -> None:
+        self.config = config = animator.faceswap  # its choices were checked when the config was loaded
+        self.size = animator.size
+        if not config.model:
             raise SwapModelError(
                 "the faceswap animator needs a model: --model NAME (train one with "
                 "`avatarcam train faceswap --a DIR --b DIR --name NAME`)"
             )
-        folder = model_dir(config.swap_model)
+        folder = model_dir(config.model)
         path = folder / (SWAP_INT8 if config.precision == "int8" and (folder / SWAP_INT8).is_file() else SWAP)
         if not path.is_file():
             raise SwapModelError(
-                f"face swap model '{config.swap_model}' ({folder}) has no decoder B ({SWAP} missing): train it with "
-                f"`avatarcam train faceswap --name {config.swap_model} …` or `avatarcam export faceswap --model …`"
+                f"face swap model '{config.model}' ({folder}) has no decoder B ({SWAP} missing): train it with "
+                f"`avatarcam train faceswap --name {config.model} …` or `avatarcam export faceswap --model …`"
             )
         self.session = open_session(path, config.threads)
         self.crop_size = int(self.session.get_inputs()[0].shape[2])
         scale = self.crop_size / EROSION_REFERENCE
-        self._erode, self._blur = round(config.swap_erode * scale), round(config.swap_blur * scale)
-        self._kept_parts: list[list[int]] = ([T.OUTER_LIPS] if config.swap_keep_mouth else []) + (
-            [T.RIGHT_EYE, T.LEFT_EYE] if config.swap_keep_eyes else []
+        self._erode, self._blur = round(config.erode * scale), round(config.blur * scale)
+        self._kept_parts: list[list[int]] = ([T.OUTER_LIPS] if config.keep_mouth else []) + (
+            [T.RIGHT_EYE, T.LEFT_EYE] if config.keep_eyes else []
         )
         self._previous: np.ndarray | None = None  # last swapped face (aligned, float), for smoothing
         self._neutral = np.eye(3)
@@ -88,7 +79,7 @@ class FaceSwapAnimator:
         face_in = (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         decoded, decoded_mask = self.session.run(None, {"face": face_in})
         face = decoded[0].transpose(1, 2, 0)
-        smoothing = self.config.swap_smoothing
+        smoothing = self.config.smoothing
         if self._previous is not None and smoothing > 0:
             face = (1 - smoothing) * face + smoothing * self._previous
         self._previous = face
@@ -96,31 +87,28 @@ class FaceSwapAnimator:
         crop_landmarks = transform_points(matrix, landmarks)
         face_u8, decoded_mask = nod([face_u8, decoded_mask[0, 0]], crop_landmarks, pitch_deg)
         hull = face_mask(crop_landmarks, size).astype(np.float32) / 255.0
-        face_u8 = transfer_colour(face_u8, crop, hull, self.config.swap_colour)
+        face_u8 = transfer_colour(face_u8, crop, hull, self.config.colour)
         if self._kept_parts:
             # A colour transfer already put the swap in the driver's colours; without one, the parts go to B's.
-            driver = crop if self.config.swap_colour != "none" else reinhard(crop, face_u8, hull)
+            driver = crop if self.config.colour != "none" else reinhard(crop, face_u8, hull)
             face_u8 = keep_driver_parts(face_u8, driver, crop_landmarks, self._kept_parts)
         mask = refine_mask(np.minimum(hull, decoded_mask), self._erode, self._blur)
-        return paste_back(image, face_u8, mask, matrix, self.config.swap_blend)
+        return paste_back(image, face_u8, mask, matrix, self.config.blend)
 
-    def __call__(self, motion: Motion) -> np.ndarray:
-        if motion.driver is None:
+    def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+        if driver is None:
             raise RuntimeError("the faceswap animator needs the driver frame")
-        image = motion.driver.image
-        if motion.driver_face is None:  # a face cut by the camera's edge is untracked for pose, but still swapped
+        image = driver.image
+        if driver_face is None:  # no face in the frame (one cut by the camera's edge is still swapped)
             self._previous = None
-            if self.config.swap_no_face == "hold" and self._last is not None:
+            if self.config.no_face == "hold" and self._last is not None:
                 return self._last
-            return square_crop(image, self.config.size)
+            return square_crop(image, self.size)
         # The driver's nod since its reference (the retargeter's relative rotation, on the portrait's pose).
-        pitch = euler_degrees(motion.rotation @ self._neutral.T)[1] if self.config.swap_follow_pitch else 0.0
-        self._last = square_crop(self.swap_frame(image, motion.driver_face.landmarks, pitch), self.config.size)
+        pitch = euler_degrees(motion.rotation @ self._neutral.T)[1] if self.config.follow_pitch else 0.0
+        self._last = square_crop(self.swap_frame(image, driver_face.landmarks, pitch), self.size)
         self.swapped += 1
         return self._last
 
     def close(self) -> None:
         self._previous = self._last = None
-
-
-register("faceswap")(FaceSwapAnimator)

@@ -11,11 +11,11 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from avatarcam.animators.talking_head.crops import CROP_SIZE
+from avatarcam.animators.talking_head.runtime import CHECKPOINT, EMBEDDER, GENERATOR, GENERATOR_INT8
 from avatarcam.models.talking_head import ProjectionDiscriminator, TalkingHead
 from avatarcam.runtime.onnx import quantize_int8
 from avatarcam.runtime.weights import WeightsError, add_entry, checked_file
-from avatarcam.talking.crops import CROP_SIZE
-from avatarcam.talking.runtime import CHECKPOINT, EMBEDDER, GENERATOR, GENERATOR_INT8
 
 REBUILD = (
     "avatarcam train data --clips ../shared/data/driving --stills ../shared/data/faces/utkface --out CACHE && "
@@ -145,7 +145,7 @@ def verify_shipped(folder: Path | None = None) -> list[Path]:
 
 def calibration_feeds(cache_dir: Path, model: TalkingHead, count: int = 64, seed: int = 1) -> list[dict]:
     """Real generator inputs from the training cache, each with its person's style (for int8 and parity)."""
-    from avatarcam.talking.episodes import EpisodeSet
+    from avatarcam.train.talking_head.episodes import EpisodeSet
 
     data = EpisodeSet(cache_dir)
     rng = np.random.default_rng(seed)

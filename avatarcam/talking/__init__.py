@@ -1,1 +1,0 @@
-"""Talking Heads: training data, meta-training, one-shot fine-tuning, ONNX export and runtime."""
