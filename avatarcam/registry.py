@@ -74,6 +74,7 @@ STAGES = Registry(
         "track": "avatarcam.stages.track:TrackStage",
         "retarget": "avatarcam.stages.retarget:RetargetStage",
         "animate": "avatarcam.stages.animate:AnimateStage",
+        "draw": "avatarcam.stages.draw:DrawStage",
         "compose": "avatarcam.stages.compose:ComposeStage",
         "mirror": "avatarcam.stages.mirror:MirrorStage",
     },

@@ -161,7 +161,7 @@ def test_demo_motion_through_the_pipeline_into_the_virtual_camera(
     assert sum(diff(a, b) > 0.05 for a, b in zip(centre, centre[1:], strict=False)) >= 25  # frame after frame
     assert len(stats.latencies_ms) == 30 and min(stats.latencies_ms) >= 0
     summary = pipeline.times.summary()
-    assert set(summary) == {"track", "retarget", "animate", "compose", "mirror"}
+    assert set(summary) == {"track", "retarget", "animate", "draw", "compose", "mirror"}
     assert all(v[0] > 0 for v in summary.values())
     assert all(len(pipeline.times.samples[name]) == 30 for name in summary)  # every stage, every frame
 
@@ -324,12 +324,18 @@ class FlakyAnimator:
     def prepare(self, avatar: Avatar) -> None:
         self.inner.prepare(avatar)
 
-    def __call__(self, motion, driver: Frame | None = None, driver_face=None):
+    def plan(self, motion, driver: Frame | None = None, driver_face=None):
         self.calls += 1
         if self.calls == self.fail_at:
             self.failed_on = None if driver is None else driver.index
             raise FloatingPointError("boom")
-        return self.inner(motion, driver, driver_face)
+        return self.inner.plan(motion, driver, driver_face)
+
+    def draw(self, plan):
+        return self.inner.draw(plan)
+
+    def __call__(self, motion, driver: Frame | None = None, driver_face=None):
+        return self.draw(self.plan(motion, driver, driver_face))
 
     def close(self) -> None:
         self.inner.close()
@@ -407,14 +413,14 @@ def test_passthrough_shows_the_camera(demo_frames: list[Frame], fake_virtualcam,
         pipeline = pipelines(config, source, KeyedSink(sink, {3: "t"}), hotkeys=Hotkeys(HotkeyConfig()))
         pipeline.run()
     sent = fake_virtualcam.instances[0].frames
-    animate = pipeline.stage("animate")
+    draw = pipeline.stage("draw")
     assert not any(diff(sent[k], square_crop(source.served[k].image, 256)) < 1.0 for k in range(3))
     for k in range(3, 6):
-        assert animate.passthrough
+        assert draw.passthrough
         # The camera image as it is: centre square, not squashed.
         assert diff(sent[k], square_crop(source.served[k].image, 256)) < 1.0
     pipeline.trigger("passthrough")
-    assert not animate.passthrough
+    assert not draw.passthrough
 
 
 def test_freeze_holds_the_image_and_mirror_flips_it(demo_frames: list[Frame], fake_virtualcam, pipelines) -> None:
@@ -431,7 +437,7 @@ def test_freeze_holds_the_image_and_mirror_flips_it(demo_frames: list[Frame], fa
     for k in (6, 7, 8):  # frozen and mirrored
         np.testing.assert_array_equal(sent[k], sent[2][:, ::-1])
     assert diff(sent[9], sent[2][:, ::-1]) > 0.0  # unfrozen: live again, still mirrored
-    assert pipeline.stage("mirror").on and not pipeline.stage("animate").frozen
+    assert pipeline.stage("mirror").on and not pipeline.stage("draw").frozen
 
 
 def test_quit_stops_the_loop(demo_frames: list[Frame], fake_virtualcam, pipelines) -> None:
@@ -631,10 +637,10 @@ def test_the_hud_says_what_each_stage_is_doing(
         pipeline.stage("animate").animator.status = "fine-tuning this portrait in the background"
         assert "animate: warp: fine-tuning this portrait in the background" in pipeline._hud_lines(packet)
         pipeline.trigger("passthrough")
-        assert "animate: passthrough" in pipeline._hud_lines(packet)
+        assert "draw: passthrough" in pipeline._hud_lines(packet)
         pipeline.trigger("passthrough")
         pipeline.trigger("freeze")
-        assert "animate: frozen" in pipeline._hud_lines(packet)
+        assert "draw: frozen" in pipeline._hud_lines(packet)
         pipeline.trigger("reset_reference")
         lines = pipeline._hud_lines(packet)
         assert lines[-2:] == ["reference reset: hold a neutral face", "a packet's notice"]  # notice, then packet's
@@ -679,7 +685,7 @@ def test_pipelined_end_to_end_in_order_with_hotkeys_and_a_clean_stop(
     """The default mode, live: a 30 fps camera into the virtual camera and a monitor window; frames arrive in
     capture order, freeze, mirror and quit work from the monitor's keys, and closing leaves no thread behind."""
     config = make_config(pipelined=True)
-    assert config.chain == ChainConfig()  # the product's default: pipelined, split after tracking
+    assert config.chain == ChainConfig()  # the product's default: pipelined: track | plan | draw and compose
     before = set(threading.enumerate())
     source = ListSource([f.image for f in demo_frames] * 12, pace=1 / 30)  # 16 s of a 30 fps camera
     monitor = MonitorWindow(keys={10: "f", 20: "m", 30: "q"})
@@ -687,12 +693,13 @@ def test_pipelined_end_to_end_in_order_with_hotkeys_and_a_clean_stop(
         pipeline = pipelines(config, source, sink, hotkeys=Hotkeys(HotkeyConfig()), monitor=monitor)
         assert isinstance(pipeline.runner, PipelinedChain)
         assert [[s.name for s in chain.stages] for chain in pipeline.runner.chains] == [
-            ["track"],
-            ["retarget", "animate", "compose", "mirror"],
+            ["track", "retarget"],
+            ["animate"],
+            ["draw", "compose", "mirror"],
         ]
         stats = pipeline.run(max_seconds=60)
         running = {t.name for t in threading.enumerate()}
-        assert {"stages-0", "stages-1", "feeder"} <= running
+        assert {"stages-0", "stages-1", "stages-2", "feeder"} <= running
         pipelines.close(pipeline)
     assert new_threads(before) == []  # the feeder and the stage threads are gone
     sent = fake_virtualcam.instances[0].frames
@@ -716,7 +723,7 @@ def test_pipelined_end_to_end_in_order_with_hotkeys_and_a_clean_stop(
         np.testing.assert_array_equal(image, frozen[0])
     for image in mirrored:
         np.testing.assert_array_equal(image, frozen[0][:, ::-1])
-    assert pipeline.stage("animate").frozen and pipeline.stage("mirror").on
+    assert pipeline.stage("draw").frozen and pipeline.stage("mirror").on
 
 
 class Glitch(StageBase):

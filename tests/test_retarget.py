@@ -23,6 +23,7 @@ from avatarcam.registry import ANIMATORS
 from avatarcam.stages import Packet
 from avatarcam.stages.animate import AnimateStage
 from avatarcam.stages.chain import Chain
+from avatarcam.stages.draw import DrawStage
 from avatarcam.stages.retarget import RetargetStage
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import euler_degrees, fit_pose, to_canonical
@@ -336,8 +337,11 @@ def test_a_face_cut_by_the_camera_edge_still_reaches_the_animator(
         def prepare(self, avatar: Avatar) -> None:
             self.image = avatar.image
 
-        def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+        def plan(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> tuple:
             calls.append((motion, driver, driver_face))
+            return (motion,)
+
+        def draw(self, plan: tuple) -> np.ndarray:
             return self.image
 
         def close(self) -> None:
@@ -346,7 +350,7 @@ def test_a_face_cut_by_the_camera_edge_still_reaches_the_animator(
     monkeypatch.setattr(ANIMATORS, "entries", dict(ANIMATORS.entries))
     ANIMATORS.add("recorder", Recorder)
     config = dataclasses.replace(Config(), animator=AnimatorConfig(name="recorder", size=astronaut_face.size))
-    chain = Chain([RetargetStage(config), AnimateStage(config)])
+    chain = Chain([RetargetStage(config), AnimateStage(config), DrawStage(config)])
     image = np.zeros((256, 256, 3), np.uint8)
     first = chain(Packet(Frame(image, 0), astronaut_face, face=astronaut_face.face))
     assert first.motion is not None and first.motion.tracked

@@ -303,7 +303,7 @@ def test_the_plate_never_keeps_the_face_where_the_segmenter_missed_it(astronaut_
     missed = astronaut_face.mask.copy()
     missed[face] = 0.0  # the segmenter saw no face at all
     avatar = Avatar(name="missed", image=astronaut_face.image, face=astronaut_face.face, key="missed", mask=missed)
-    plate = warp_for(avatar)._plate
+    plate = warp_for(avatar)._look.plate
     diff = np.abs(plate.astype(np.int16) - astronaut_face.image).mean(axis=2)
     assert (diff[face] > 20).mean() > 0.5
 
@@ -394,7 +394,7 @@ def test_a_shut_eye_is_a_lash_line_without_white_specks(astronaut_face: Avatar) 
     motion = motion_for(astronaut_face, close_eyes(astronaut_face.face, 1.0))
     animator = warp_for(astronaut_face)
     out = animator(motion)
-    lash_light = max(float(np.mean(colour)) for colour in animator._lash_colours)
+    lash_light = max(float(np.mean(colour)) for colour in animator._look.lash_colours)
     for contour in (T.RIGHT_EYE, T.LEFT_EYE):
         eye = polygon_mask(out.shape, motion.landmarks[contour])
         assert eye.sum() > 0
@@ -422,10 +422,10 @@ def test_a_blurred_portrait_gets_a_mouth_interior_as_soft_as_itself(astronaut_fa
     frame = Frame(driver_image, 0, 0)
     motion = motion_for(soft, driver_face, frame)
     animator = warp_for(soft)
-    assert animator._softness > 0.9
+    assert animator._look.softness > 0.9
     interior = inner_mouth(soft.image, motion.landmarks)
     softened = cv2.Laplacian(cv2.cvtColor(animator(motion, frame, driver_face), cv2.COLOR_RGB2GRAY), cv2.CV_32F)
-    animator._softness = 0.0
+    animator._look = dataclasses.replace(animator._look, softness=0.0)
     crisp = cv2.Laplacian(cv2.cvtColor(animator(motion, frame, driver_face), cv2.COLOR_RGB2GRAY), cv2.CV_32F)
     softened, crisp = softened[interior].std(), crisp[interior].std()
     assert softened < 0.5 * crisp

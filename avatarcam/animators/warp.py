@@ -10,6 +10,8 @@ open mouth never shows smeared lips.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
@@ -150,6 +152,37 @@ def _polygon_area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+@dataclass(frozen=True)
+class _Look:
+    """What drawing needs of the prepared avatar. A plan keeps the look it was made with: drawn on another thread
+    while the next avatar is prepared, a frame never mixes two."""
+
+    image: np.ndarray
+    mask: np.ndarray | None  # the person mask, laid over `plate`
+    plate: np.ndarray | None  # the background with the person painted out
+    lip_colour: np.ndarray
+    greyscale: bool
+    softness: float  # Gaussian σ of the portrait's blur (the mouth interior is matched to it)
+    own_interior: bool  # the portrait shows its teeth
+    eye_gaps: list[float]
+    lash_colours: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class WarpPlan:
+    """One frame's geometry, ready to draw: where every point goes, which triangle covers each grid cell and
+    each triangle's map back to the portrait."""
+
+    look: _Look
+    dst: np.ndarray
+    index_map: np.ndarray  # grid×grid triangle numbers
+    affines: np.ndarray  # per triangle, 2×3: target pixel → portrait pixel
+    cell: float  # pixels per grid cell
+    face_from: int  # triangle numbers from here on are the face's (below: the background's)
+    driver: Frame | None
+    driver_face: Face | None
+
+
 class WarpAnimator:
     name = "warp"
     status = ""
@@ -193,14 +226,9 @@ class WarpAnimator:
         self._face = np.concatenate([T.face_triangles(), *eyes, self._mouth]).astype(np.int32)
         self._front_winding = np.sign(signed_areas(canonical_face(), self._face))  # axes point as the image's
         self._eye_gaps = lid_gaps(lm[:, :2])
-        self._lash_colours = [self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)]
         self._triangles = np.concatenate([self._background, self._face])
-        self._lip_colour = self._mean_lip_colour(avatar.image, lm)
-        self._greyscale = is_greyscale(avatar.image)
-        self._softness = interior_softness(avatar.image, lm)
         # With a person mask the background stays exactly still: the warped person is laid over a clean plate.
-        self._mask = avatar.mask
-        self._plate = None
+        plate = None
         if avatar.mask is not None:
             zone = np.zeros((size, size), np.float32)
             cv2.fillConvexPoly(zone, cv2.convexHull(np.round(self._outer_ring).astype(np.int32)), 1.0)
@@ -208,9 +236,19 @@ class WarpAnimator:
             # nose against a dark background): else a copy of it stays behind when the head turns.
             face_area = np.zeros((size, size), np.float32)
             cv2.fillConvexPoly(face_area, np.round(lm[outline, :2]).astype(np.int32), 1.0)
-            self._plate = clean_plate(avatar.image, np.maximum(avatar.mask, face_area), np.maximum(zone, face_area))
-        # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
-        self._own_interior = _mouth_open(lm)
+            plate = clean_plate(avatar.image, np.maximum(avatar.mask, face_area), np.maximum(zone, face_area))
+        self._look = _Look(
+            image=avatar.image,
+            mask=avatar.mask,
+            plate=plate,
+            lip_colour=self._mean_lip_colour(avatar.image, lm),
+            greyscale=is_greyscale(avatar.image),
+            softness=interior_softness(avatar.image, lm),
+            # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
+            own_interior=_mouth_open(lm),
+            eye_gaps=self._eye_gaps,
+            lash_colours=[self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)],
+        )
 
     def _place_rings(self, canon: np.ndarray, outline: np.ndarray, iod: float, has_mask: bool) -> np.ndarray:
         """Sets the two rings around the head (canonical frame) and how much each point follows the head;
@@ -250,6 +288,11 @@ class WarpAnimator:
         return placed
 
     def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+        return self.draw(self.plan(motion, driver, driver_face))
+
+    def plan(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> WarpPlan:
+        """The frame's geometry: targets, triangles far to near into a grid of triangle numbers (the part with
+        state: the rings, the fold count)."""
         if self.avatar is None:
             raise RuntimeError("WarpAnimator.prepare(avatar) must be called first")
         size = self.avatar.size
@@ -277,25 +320,34 @@ class WarpAnimator:
         if bg_folds.any():
             shown = np.bincount(index_map[index_map >= 0], minlength=len(self._triangles))[:n_bg] > 0
             self.last_folds = int(np.count_nonzero(shown & bg_folds))
-        map_x, map_y = backward_map(index_map, affines, cell)
-        map_x, map_y = self._smooth_background(map_x, map_y, index_map >= n_bg, cell)
-        if grid != size:
+        return WarpPlan(self._look, dst, index_map, affines, cell, n_bg, driver, driver_face)
+
+    def draw(self, plan: WarpPlan) -> np.ndarray:
+        """The pixels of a planned frame: the portrait remapped over its clean plate, the mouth interior, shut eyes.
+        Reads only the plan, so it may run on another thread while the next frame is planned."""
+        look = plan.look
+        size = look.image.shape[0]
+        map_x, map_y = backward_map(plan.index_map, plan.affines, plan.cell)
+        map_x, map_y = self._smooth_background(map_x, map_y, plan.index_map >= plan.face_from, plan.cell)
+        if map_x.shape[0] != size:
             map_x = cv2.resize(map_x, (size, size), interpolation=cv2.INTER_LINEAR)
             map_y = cv2.resize(map_y, (size, size), interpolation=cv2.INTER_LINEAR)
-        out = cv2.remap(self.avatar.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        if self._mask is not None:
-            person = cv2.remap(self._mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-            out = cv2.blendLinear(out, self._plate, person, 1.0 - person)
+        out = cv2.remap(look.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        if look.mask is not None:
+            person = cv2.remap(look.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+            out = cv2.blendLinear(out, look.plate, person, 1.0 - person)
         if self.config.warp.mouth_interior:
-            self._fill_mouth(out, dst, driver, driver_face)
-        self._shut_eyes(out, dst)
+            self._fill_mouth(out, plan)
+        self._shut_eyes(out, plan)
         return out
 
-    def _shut_eyes(self, out: np.ndarray, dst: np.ndarray) -> None:
+    @staticmethod
+    def _shut_eyes(out: np.ndarray, plan: WarpPlan) -> None:
         """A nearly closed eye is drawn as a lash line: squeezed between the lids, the sclera's highlight showed
         as white specks and the iris as a smudge."""
+        dst = plan.dst
         for contour, closed, lash in zip(
-            (T.RIGHT_EYE, T.LEFT_EYE), lid_closures(dst, self._eye_gaps), self._lash_colours, strict=True
+            (T.RIGHT_EYE, T.LEFT_EYE), lid_closures(dst, plan.look.eye_gaps), plan.look.lash_colours, strict=True
         ):
             alpha = float(_smoothstep(np.array(closed), *EYE_SHUT_RANGE))
             if alpha <= 0.0:
@@ -375,8 +427,9 @@ class WarpAnimator:
             return np.array([150.0, 80.0, 80.0])
         return image[y0:y1, x0:x1][mask > 0].reshape(-1, 3).mean(axis=0)
 
-    def _fill_mouth(self, out: np.ndarray, dst: np.ndarray, driver: Frame | None, face: Face | None) -> None:
+    def _fill_mouth(self, out: np.ndarray, plan: WarpPlan) -> None:
         """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
+        dst, driver, face, look = plan.dst, plan.driver, plan.driver_face, plan.look
         inner = dst[T.INNER_LIPS]
         if not _mouth_open(dst):
             return
@@ -384,7 +437,7 @@ class WarpAnimator:
         driver_open = opening > 1.0
         # A smile's own teeth, stretched, while the driver's mouth is shut (it has no interior to lend), fading
         # into the driver's as it opens: a hard switch at the threshold flickered between the two.
-        lend = float(_smoothstep(np.array(opening), *OWN_TEETH_FADE)) if self._own_interior else 1.0
+        lend = float(_smoothstep(np.array(opening), *OWN_TEETH_FADE)) if look.own_interior else 1.0
         if lend <= 0.0:
             return
         x0, y0, x1, y1 = _polygon_box(inner, out.shape)
@@ -402,12 +455,12 @@ class WarpAnimator:
             map_x, map_y = backward_map(index_map, affines, 1.0)
             interior = cv2.remap(driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             driver_lip = self._mean_lip_colour(driver.image, driver_lm)
-            interior = match_lip_colour(interior, driver_lip, self._lip_colour)
-            if self._greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
+            interior = match_lip_colour(interior, driver_lip, look.lip_colour)
+            if look.greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
                 interior = grey(interior)
-            if self._softness > 0.0:  # as soft as the portrait: crisp teeth on a blurred face look pasted on
-                interior = cv2.GaussianBlur(np.ascontiguousarray(interior, np.float32), (0, 0), self._softness)
+            if look.softness > 0.0:  # as soft as the portrait: crisp teeth on a blurred face look pasted on
+                interior = cv2.GaussianBlur(np.ascontiguousarray(interior, np.float32), (0, 0), look.softness)
         else:
-            interior = np.broadcast_to(self._lip_colour * 0.25, region.shape)
+            interior = np.broadcast_to(look.lip_colour * 0.25, region.shape)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (lend / 255.0)
         region[:] = (region * (1 - alpha) + interior * alpha).astype(np.uint8)

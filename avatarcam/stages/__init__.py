@@ -1,5 +1,5 @@
-"""The frame path as a list of stages: one `Packet` per frame flows through track → retarget → animate → image
-stages (compose, mirror; later edits and marks) → the sink.
+"""The frame path as a list of stages: one `Packet` per frame flows through track → retarget → animate → draw →
+image stages (compose, mirror; later edits and marks) → the sink.
 
 Every stage speaks one small protocol (`Stage`); `StageBase` gives the defaults. Stages are built by name from
 `avatarcam.registry.STAGES`, in the order `config.chain.stages` lists them.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class Packet:
     avatar: Avatar  # the avatar this frame is drawn with (a switch takes effect from the packet that carries it)
     face: Face | None = None  # the tracked face (None: no face in the frame)
     motion: Motion | None = None  # what the avatar must do
+    plan: Any = None  # the animator's plan of the frame, for the draw stage
     image: np.ndarray | None = None  # the picture so far: the avatar's square, then the composed frame
     times: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     notices: list[str] = field(default_factory=list)  # one-line messages for the HUD
@@ -37,7 +38,7 @@ class Packet:
 
 class Stage(Protocol):
     name: str
-    # "motion" stages make the avatar's picture from the frame (track, retarget, animate); "image" stages change
+    # "motion" stages make the avatar's picture from the frame (track, retarget, animate, draw); "image" stages change
     # the picture (edit, compose, mirror, mark). After a motion stage fails the frame's other motion stages are
     # skipped and the last good picture stands in; a failed image stage is passed over.
     kind: Literal["motion", "image"]

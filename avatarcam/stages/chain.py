@@ -32,16 +32,19 @@ class StageTimes:
         return {k: (float(np.median(v)), float(np.percentile(v, 95))) for k, v in self.samples.items() if v}
 
 
-MOTION_STAGES = ("track", "retarget", "animate")  # frame in, the avatar's square out: what eval measures
+MOTION_STAGES = ("track", "retarget", "animate", "draw")  # frame in, the avatar's square out: what eval measures
 
 
 def build_stages(config: Config, names: Iterable[str] | None = None) -> list[Stage]:
     """The stages `names` (default: `config.chain.stages`), built from the stage registry."""
-    return [STAGES.create(name, config) for name in (config.chain.stages if names is None else names)]
+    names = list(config.chain.stages if names is None else names)
+    if "animate" in names and "draw" not in names[names.index("animate") :]:
+        raise ValueError("the chain's animate stage needs the draw stage after it (chain.stages)")
+    return [STAGES.create(name, config) for name in names]
 
 
 def motion_chain(config: Config) -> Chain:
-    """Track → retarget → animate: the avatar's square for each camera frame, nothing composed around it."""
+    """Track → retarget → animate → draw: the avatar's square for each camera frame, nothing composed around it."""
     return Chain(build_stages(config, MOTION_STAGES))
 
 

@@ -10,6 +10,7 @@ animator size, like every animator's. With no face the frame passes through unsw
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -32,6 +33,13 @@ from avatarcam.types import Avatar, Face, Frame, Motion
 
 log = logging.getLogger(__name__)
 EROSION_REFERENCE = 128  # swap_erode / swap_blur are pixels of a 128² crop
+
+
+@dataclass(frozen=True)
+class SwapPlan:
+    image: np.ndarray  # the driver's frame
+    face: Face | None
+    pitch: float  # degrees
 
 
 class FaceSwapAnimator:
@@ -96,17 +104,23 @@ class FaceSwapAnimator:
         return paste_back(image, face_u8, mask, matrix, self.config.blend)
 
     def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+        return self.draw(self.plan(motion, driver, driver_face))
+
+    def plan(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> SwapPlan:
+        """The driver's frame and face, and its nod since its reference (the retargeter's relative rotation, on
+        the portrait's pose)."""
         if driver is None:
             raise RuntimeError("the faceswap animator needs the driver frame")
-        image = driver.image
-        if driver_face is None:  # no face in the frame (one cut by the camera's edge is still swapped)
+        pitch = euler_degrees(motion.rotation @ self._neutral.T)[1] if self.config.follow_pitch else 0.0
+        return SwapPlan(driver.image, driver_face, pitch)
+
+    def draw(self, plan: SwapPlan) -> np.ndarray:
+        if plan.face is None:  # no face in the frame (one cut by the camera's edge is still swapped)
             self._previous = None
             if self.config.no_face == "hold" and self._last is not None:
                 return self._last
-            return square_crop(image, self.size)
-        # The driver's nod since its reference (the retargeter's relative rotation, on the portrait's pose).
-        pitch = euler_degrees(motion.rotation @ self._neutral.T)[1] if self.config.follow_pitch else 0.0
-        self._last = square_crop(self.swap_frame(image, driver_face.landmarks, pitch), self.size)
+            return square_crop(plan.image, self.size)
+        self._last = square_crop(self.swap_frame(plan.image, plan.face.landmarks, plan.pitch), self.size)
         self.swapped += 1
         return self._last
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +26,7 @@ from avatarcam.animators.talking_head.crops import (
     to_tensor_layout,
 )
 from avatarcam.animators.talking_head.runtime import FineTuned, TalkingHeadNet, portrait_dir
-from avatarcam.animators.warp import WarpAnimator
+from avatarcam.animators.warp import WarpAnimator, WarpPlan
 from avatarcam.colour import grey, is_greyscale
 from avatarcam.config import AnimatorConfig
 from avatarcam.runtime.background import BackgroundJob
@@ -32,6 +34,16 @@ from avatarcam.types import Avatar, Face, Frame, Motion
 
 log = logging.getLogger(__name__)
 FINETUNE_JOB = "avatarcam.train.talking_head.finetune"  # run by name: the live path imports no training code
+
+
+@dataclass(frozen=True)
+class TalkingHeadPlan:
+    warp: WarpPlan
+    box: np.ndarray  # the face's crop box (x0, y0, side)
+    drawing: np.ndarray  # the target landmarks drawn in the crop, in the network's layout
+    session: Any
+    style: np.ndarray
+    greyscale: bool
 
 
 class TalkingHeadAnimator:
@@ -107,19 +119,28 @@ class TalkingHeadAnimator:
             log.info("switched %s to its fine-tuned weights", self.avatar.name)
 
     def __call__(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> np.ndarray:
+        return self.draw(self.plan(motion, driver, driver_face))
+
+    def plan(self, motion: Motion, driver: Frame | None = None, driver_face: Face | None = None) -> TalkingHeadPlan:
+        """The warp's plan, the face's crop box and landmark drawing, and the generator and style of the moment
+        (a fine-tune swapped in mid-flight applies from the next plan)."""
         if self.avatar is None or self._style is None:
             raise RuntimeError("TalkingHeadAnimator.prepare(avatar) must be called first")
         if self._pending is not None:
             self._switch_if_ready()
-        warped = self.warp(motion, driver, driver_face)
         box = face_box(motion.landmarks)
-        before = to_tensor_layout(crop(warped, box))
         drawing = to_tensor_layout(draw_landmarks(motion.landmarks, box))
-        image, mask = self.net.generate(self._session, before, drawing, self._style)
+        warp = self.warp.plan(motion, driver, driver_face)
+        return TalkingHeadPlan(warp, box, drawing, self._session, self._style, self._greyscale)
+
+    def draw(self, plan: TalkingHeadPlan) -> np.ndarray:
+        warped = self.warp.draw(plan.warp)
+        before = to_tensor_layout(crop(warped, plan.box))
+        image, mask = self.net.generate(plan.session, before, plan.drawing, plan.style)
         change = (mask * (image - before) * self._window * 127.5).transpose(1, 2, 0)
-        if self._greyscale:  # the generator learned colour faces: on a black-and-white photo it may only shade
+        if plan.greyscale:  # the generator learned colour faces: on a black-and-white photo it may only shade
             change = grey(change)
-        return paste(warped, np.ascontiguousarray(change), box)
+        return paste(warped, np.ascontiguousarray(change), plan.box)
 
     @property
     def last_folds(self) -> int:
