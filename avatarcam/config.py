@@ -136,7 +136,7 @@ class ChainConfig:
     # Live runs: the stages run on their own threads, split after these stages, joined by queues of one that drop
     # the oldest (tracking frame t+1 while frame t is planned and frame t-1 drawn). False: one thread, in turn.
     pipelined: bool = True
-    split_after: tuple[str, ...] = ("retarget", "animate")
+    split_after: tuple[str, ...] = ("track", "animate")
 
 
 @dataclass(frozen=True)
