@@ -693,8 +693,8 @@ def test_pipelined_end_to_end_in_order_with_hotkeys_and_a_clean_stop(
         pipeline = pipelines(config, source, sink, hotkeys=Hotkeys(HotkeyConfig()), monitor=monitor)
         assert isinstance(pipeline.runner, PipelinedChain)
         assert [[s.name for s in chain.stages] for chain in pipeline.runner.chains] == [
-            ["track", "retarget"],
-            ["animate"],
+            ["track"],
+            ["retarget", "animate"],
             ["draw", "compose", "mirror"],
         ]
         stats = pipeline.run(max_seconds=60)
