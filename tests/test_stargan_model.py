@@ -3,16 +3,19 @@ target attributes it asks for, and a short training on real faces that lowers it
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
 
 from avatarcam.models.stargan import Discriminator, Generator
+from avatarcam.train.stargan.export import EDITOR, EDITOR_INT8, export_stargan
 from avatarcam.train.stargan.losses import (
     LossWeights,
     attention_loss,
@@ -129,3 +132,27 @@ def test_a_short_training_on_real_faces_lowers_its_losses(shared_data: Path, tmp
     assert grid.shape == (2 * 32, (1 + len(ATTRS)) * 32, 3)  # each face, then each single flip
     with pytest.raises(ValueError, match="trained on"):
         train_stargan(faces, labels, ("smiling",), tmp_path, settings, progress=False)
+
+
+def test_the_exported_editor_matches_torch_and_int8_is_kept_only_where_it_holds(shared_data, tmp_path) -> None:
+    faces, labels = _real_faces(shared_data, 12, 32)
+    settings = StarGANSettings(size=32, width=8, blocks=1, batch=4, steps=3, critic_steps=1, threads=2)
+    train_stargan(faces, labels, ATTRS, tmp_path / "run", settings, progress=False)
+    out = tmp_path / "weights"
+    check = export_stargan(tmp_path / "run" / "stargan.pt", out, faces.numpy(), labels.numpy(), {"data": "test"})
+    manifest = json.loads((out / "manifest.json").read_text())["files"]
+    assert manifest[EDITOR]["attributes"] == list(ATTRS) and manifest[EDITOR]["size"] == 32
+    state = torch.load(tmp_path / "run" / "stargan.pt", weights_only=False)
+    gen = Generator(len(ATTRS), 8, 1)
+    gen.load_state_dict(state["generator"])
+    gen.eval()
+    x, c = faces[:2].float() / 127.5 - 1, labels[:2]
+    with torch.no_grad():
+        expected, _, mask = gen(x, c)
+    session = ort.InferenceSession(str(out / EDITOR), providers=["CPUExecutionProvider"])
+    image, onnx_mask = session.run(None, {"face": x.numpy(), "attributes": c.numpy()})
+    assert np.abs(image - expected.numpy()).max() < 1e-4 and np.abs(onnx_mask - mask.numpy()).max() < 1e-4
+    if check.get("int8_dropped"):
+        assert not (out / EDITOR_INT8).exists() and EDITOR_INT8 not in manifest
+    else:
+        assert check["int8"]["mean"] <= 0.01 and manifest[EDITOR_INT8]["int8_parity"] == check["int8"]

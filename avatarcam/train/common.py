@@ -1,14 +1,17 @@
-"""What every training command shares: torchrun/DDP set-up, the device, atomic checkpoints and sample grids."""
+"""What every training command shares: torchrun/DDP set-up, the device, atomic checkpoints, sample grids and
+ONNX export."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch import distributed as dist
+from torch import nn
 
 
 def distributed() -> tuple[int, int]:
@@ -56,3 +59,23 @@ def write_grid(path: Path, columns: list[torch.Tensor], rows: int = 4) -> None:
         tiles.append(np.concatenate([to_image(c[i].expand(3, -1, -1)) for c in columns], axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def export_onnx(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> None:
+    """`module` (in eval mode) to ONNX at `path`, written whole, with a dynamic batch axis on every input and
+    output."""
+    module.eval()
+    tmp = path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shapes taken as constants: sizes are fixed here
+        torch.onnx.export(
+            module,
+            args,
+            str(tmp),
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=17,
+            dynamic_axes={n: {0: "batch"} for n in inputs + outputs},
+            dynamo=False,
+        )
+    tmp.replace(path)

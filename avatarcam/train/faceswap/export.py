@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from avatarcam.animators.faceswap.store import CHECKPOINT, INFO, SWAP, SWAP_INT8, SwapModelError
 from avatarcam.models.faceswap import FaceSwapModel, SwapToB
 from avatarcam.runtime.onnx import quantize_int8
+from avatarcam.train.common import export_onnx
 from avatarcam.train.faceswap.faceset import FaceSet
 
 INT8_MAX_MEAN = 0.01  # int8 is used live only while its mean error stays under this ([0, 1] pixel units)
@@ -48,18 +48,7 @@ def export_swap(folder: Path, faces_a: FaceSet | None = None) -> dict:
     model = load_model(folder)
     size = model.size
     (folder / SWAP_INT8).unlink(missing_ok=True)  # an int8 of an earlier export would outlive a retrained model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            SwapToB(model).eval(),
-            (torch.zeros(1, 3, size, size),),
-            str(folder / SWAP),
-            input_names=["face"],
-            output_names=["image", "mask"],
-            opset_version=17,
-            dynamic_axes={"face": {0: "batch"}, "image": {0: "batch"}, "mask": {0: "batch"}},
-            dynamo=False,
-        )
+    export_onnx(SwapToB(model), (torch.zeros(1, 3, size, size),), folder / SWAP, ["face"], ["image", "mask"])
     session = ort.InferenceSession(str(folder / SWAP), providers=["CPUExecutionProvider"])
     probe = torch.rand(1, 3, size, size)
     with torch.no_grad():

@@ -157,7 +157,11 @@ def train_stargan(
             g_opt.zero_grad(set_to_none=True)
             (g_adv + weights.cls * g_cls + weights.rec * g_rec + g_att).backward()
             g_opt.step()
-            losses |= {"g_cls": float(g_cls.detach()), "g_rec": float(g_rec.detach()), "mask": float(mask.mean().detach())}
+            losses |= {
+                "g_cls": float(g_cls.detach()),
+                "g_rec": float(g_rec.detach()),
+                "mask": float(mask.mean().detach()),
+            }
         step += 1
         history = [*history[-49:], losses]
         bar.update(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from avatarcam.animators.talking_head.runtime import CHECKPOINT, EMBEDDER, GENER
 from avatarcam.models.talking_head import ProjectionDiscriminator, TalkingHead
 from avatarcam.runtime.onnx import quantize_int8
 from avatarcam.runtime.weights import WeightsError, add_entry, checked_file
+from avatarcam.train.common import export_onnx
 
 REBUILD = (
     "avatarcam train data --clips ../shared/data/driving --stills ../shared/data/faces/utkface --out CACHE && "
@@ -61,33 +61,15 @@ class StyleOf(nn.Module):
         return self.model.generator.style_from(embedding)
 
 
-def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> None:
-    module.eval()
-    tmp = path.with_suffix(".tmp.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            str(tmp),
-            input_names=inputs,
-            output_names=outputs,
-            opset_version=17,
-            dynamic_axes={n: {0: "batch"} for n in inputs + outputs},
-            dynamo=False,
-        )
-    tmp.replace(path)
-
-
 def export_generator(model: TalkingHead, path: Path, size: int = CROP_SIZE) -> None:
     g = model.generator
     x = torch.zeros(1, 3, size, size)
-    _export(g, (x, x, torch.zeros(1, g.style_size)), path, ["warped", "drawing", "style"], ["image", "mask"])
+    export_onnx(g, (x, x, torch.zeros(1, g.style_size)), path, ["warped", "drawing", "style"], ["image", "mask"])
 
 
 def export_embedder(model: TalkingHead, path: Path, size: int = CROP_SIZE) -> None:
     x = torch.zeros(1, 3, size, size)
-    _export(StyleOf(model), (x, x), path, ["frame", "drawing"], ["style"])
+    export_onnx(StyleOf(model), (x, x), path, ["frame", "drawing"], ["style"])
 
 
 def parity(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
