@@ -221,7 +221,7 @@ def cmd_train_canonical(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train_data(args: argparse.Namespace) -> int:
+def cmd_train_data_talking_head(args: argparse.Namespace) -> int:
     from avatarcam.train.talking_head.data import DataSettings, build_cache
 
     settings = DataSettings(frames_per_clip=args.frames, stills=args.max_stills)
@@ -229,6 +229,29 @@ def cmd_train_data(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}: {len(summary['clips'])} clips, {summary['stills']} still faces; "
         f"held out for evaluation: {len(summary['holdout'])} clips (listed in {args.out}/holdout.txt)"
+    )
+    return 0
+
+
+def cmd_train_data_attributes(args: argparse.Namespace) -> int:
+    from avatarcam.train.stargan.data import DEFAULT_TASK_FILE, build_attribute_cache
+
+    summary = build_attribute_cache(
+        args.faces,
+        args.out,
+        size=args.size,
+        limit=args.limit,
+        progress=not args.quiet,
+        celeba=tuple(args.celeba) if args.celeba else None,
+        attributes=args.attributes,
+        task_file=args.task_file or DEFAULT_TASK_FILE,
+    )
+    counts = ", ".join(f"{name} {n}" for name, n in summary["counts"]["all"].items())
+    skipped = ", ".join(f"{why.replace('_', ' ')}: {n}" for why, n in summary["skipped"].items() if n) or "none"
+    print(
+        f"wrote {args.out}: {summary['faces_cached']} faces at {summary['size']}² ({summary['train']} to train on, "
+        f"{summary['holdout_count']} held out); labelled {counts}; skipped: {skipped}; "
+        f"smiling labelled by: {summary['labeller']} (details in {args.out}/summary.json)"
     )
     return 0
 
@@ -490,15 +513,41 @@ def build_parser() -> argparse.ArgumentParser:
     canon.add_argument("--clips", required=True)
     canon.add_argument("--out", default=str(Path(__file__).parent / "assets" / "canonical_face.npy"))
     canon.set_defaults(func=cmd_train_canonical)
-    data = train_sub.add_parser("data", help="talking-head training cache from clips (+ still faces); resumable")
-    data.add_argument("--clips", required=True, help="folder of talking-face clips")
-    data.add_argument("--stills", help="folder of still face crops (synthetic motion adds identities)")
-    data.add_argument("--out", required=True, help="cache folder")
-    data.add_argument("--frames", type=int, default=64, help="frames per clip, spread over it")
-    data.add_argument("--max-stills", type=int, default=400, help="still faces used")
-    data.set_defaults(func=cmd_train_data)
+    data = train_sub.add_parser("data", help="training caches (resumable): talking-head, attributes")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_th = data_sub.add_parser("talking-head", help="talking-head training cache from clips (+ still faces)")
+    data_th.add_argument("--clips", required=True, help="folder of talking-face clips")
+    data_th.add_argument("--stills", help="folder of still face crops (synthetic motion adds identities)")
+    data_th.add_argument("--out", required=True, help="cache folder")
+    data_th.add_argument("--frames", type=int, default=64, help="frames per clip, spread over it")
+    data_th.add_argument("--max-stills", type=int, default=400, help="still faces used")
+    data_th.set_defaults(func=cmd_train_data_talking_head)
+    data_attr = data_sub.add_parser(
+        "attributes", help="aligned, labelled faces for the StarGAN attribute edits (UTKFace or CelebA)"
+    )
+    faces_from = data_attr.add_mutually_exclusive_group(required=True)
+    faces_from.add_argument("--faces", help="UTKFace folder (AGE_GENDER_RACE_DATE.jpg.chip.jpg)")
+    faces_from.add_argument(
+        "--celeba", nargs=2, metavar=("ATTR_FILE", "IMAGES_DIR"), help="CelebA's list_attr_celeba.txt + images"
+    )
+    data_attr.add_argument("--out", required=True, help="cache folder")
+    data_attr.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
+    data_attr.add_argument("--limit", type=int, help="at most N faces, spread over the set")
+    data_attr.add_argument(
+        "--attributes",
+        nargs="+",
+        help="attributes to label (default: smiling old young female; CelebA: any of its 40 names, or all)",
+    )
+    data_attr.add_argument(
+        "--task-file",
+        default=None,
+        help="Face Landmarker .task file for landmarks and smile blendshapes "
+        "(default: ../shared/models/face_landmarker_v2_with_blendshapes.task; absent: FaceMesh and mouth geometry)",
+    )
+    data_attr.add_argument("--quiet", action="store_true", help="no progress bar")
+    data_attr.set_defaults(func=cmd_train_data_attributes)
     th = train_sub.add_parser("talking-head", help="meta-train the talking head (resumable; torchrun-ready)")
-    th.add_argument("--cache", required=True, help="cache folder from `avatarcam train data`")
+    th.add_argument("--cache", required=True, help="cache folder from `avatarcam train data talking-head`")
     th.add_argument("--out", required=True, help="run folder: checkpoint, sample grids, final weights")
     training_options(th, 12000, "episodes per step (per process)")
     th.add_argument("--shots", type=int, default=2, help="K: frames embedded per episode")

@@ -1,7 +1,7 @@
 """The package's layers and the import rules between them, checked from the source (ast) so they stay true.
 
 A module may import from its own layer or the ones below: the vocabulary and settings at the bottom; then the
-devices, tracking, motion and the networks; then the avatar and its animators; then the stage chain; the
+devices, tracking, motion and the networks; then the avatar, its animators and edits; then the stage chain; the
 commands at the top. The live path (the pipeline, and every stage, animator, source and sink the registries
 name) imports no training code and no torch.
 """
@@ -16,7 +16,7 @@ PACKAGE = "avatarcam"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"types", "config", "colour", "registry"}),
     frozenset({"io", "tracking", "motion", "models", "runtime", "assets"}),
-    frozenset({"avatar", "animators"}),
+    frozenset({"avatar", "animators", "edits"}),
     frozenset({"stages", "compositor", "demo", "switcher", "devices", "hotkeys"}),
     frozenset({"pipeline", "render", "bench", "doctor", "eval", "train", "cli", "__init__", "__main__"}),
 )

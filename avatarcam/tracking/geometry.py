@@ -42,6 +42,17 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     return scale, rot, mu_d - scale * mu_s @ rot.T
 
 
+def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2×3 similarity that maps points `src` (N×2) onto `dst` (N×2) with the least squared error."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a = (src[:, 0] - mu_s[0]) + 1j * (src[:, 1] - mu_s[1])
+    b = (dst[:, 0] - mu_d[0]) + 1j * (dst[:, 1] - mu_d[1])
+    # In complex numbers a similarity is z → q·z + t; the least-squares q is <a, b> / <a, a>.
+    q = complex((np.conj(a) * b).sum() / max(float((np.abs(a) ** 2).sum()), 1e-12))
+    linear = np.array([[q.real, -q.imag], [q.imag, q.real]])
+    return np.hstack([linear, (mu_d - linear @ mu_s)[:, None]])
+
+
 def fit_pose(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Pose of a face: landmarks ≈ scale · canonical @ R.T + t, fitted on the rigid points."""
     canon = canonical_face()

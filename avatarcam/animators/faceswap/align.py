@@ -11,7 +11,7 @@ from scipy.spatial import Delaunay
 
 from avatarcam.animators.mesh import backward_map, paint_index_map, triangle_affines
 from avatarcam.tracking import topology as T
-from avatarcam.tracking.geometry import canonical_face, rotation_from_euler
+from avatarcam.tracking.geometry import canonical_face, rotation_from_euler, similarity_2d
 
 IOD_SHARE = 0.4  # inter-ocular distance as a share of the crop side: the whole face (brows to chin) fits
 FACE_CENTRE_Y = 0.41  # the canonical face's vertical centre, in inter-ocular units below the nose bridge
@@ -25,15 +25,7 @@ def _targets(size: int) -> np.ndarray:
 
 def align_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
     """2×3 similarity (rotation, uniform scale, shift) mapping image pixels into the aligned size×size crop."""
-    src = landmarks[T.RIGID, :2].astype(np.float64)
-    dst = _targets(size)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    # Closed-form 2-D Procrustes: the best rotation+scale is a complex ratio.
-    num = (a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]).sum() + 1j * (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()
-    z = num / max((a**2).sum(), 1e-12)
-    rot = np.array([[z.real, -z.imag], [z.imag, z.real]])
-    return np.hstack([rot, (mu_d - rot @ mu_s)[:, None]])
+    return similarity_2d(landmarks[T.RIGID, :2].astype(np.float64), _targets(size))
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`avatarcam train data`: talking-face clips (and still faces) → a training cache for the talking head.
+"""`avatarcam train data talking-head`: talking-face clips (and still faces) → a training cache for the talking head.
 
 Per clip, one `.npz` file: face crops of frames spread over the clip, their 478 landmarks and crop boxes, and
 the same crops as the warp animator draws them from one or two source frames of the clip (the generator's

@@ -21,7 +21,7 @@ class EpisodeSet:
     def __init__(self, cache_dir: str | Path, include_stills: bool = True) -> None:
         cache = Path(cache_dir)
         if not (cache / "cache.json").is_file():
-            raise FileNotFoundError(f"no training cache in {cache}: build one with `avatarcam train data`")
+            raise FileNotFoundError(f"no training cache in {cache}: build one with `avatarcam train data talking-head`")
         self.clip_files = sorted((cache / "clips").glob("*.npz"))
         self.still_files = sorted((cache / "stills").glob("*.npz")) if include_stills else []
         files = self.clip_files + self.still_files

@@ -18,7 +18,8 @@ from avatarcam.runtime.weights import WeightsError, add_entry, checked_file
 from avatarcam.train.common import export_onnx
 
 REBUILD = (
-    "avatarcam train data --clips ../shared/data/driving --stills ../shared/data/faces/utkface --out CACHE && "
+    "avatarcam train data talking-head --clips ../shared/data/driving --stills ../shared/data/faces/utkface "
+    "--out CACHE && "
     "avatarcam train talking-head --cache CACHE --out RUN --steps 12000 && "
     "avatarcam export talking-head --run RUN --cache CACHE --steps-note 12000"
 )

@@ -1,0 +1,1 @@
+"""Attribute edits of the avatar (StarGAN) at run time."""

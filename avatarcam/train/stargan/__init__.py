@@ -1,0 +1,1 @@
+"""StarGAN attribute edits: training data, model, losses and training loop."""
