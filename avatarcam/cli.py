@@ -266,6 +266,28 @@ def cmd_train_talking_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_avatar_edit(args: argparse.Namespace) -> int:
+    from avatarcam.avatar import AvatarError, read_image
+    from avatarcam.edits.editor import AttributeEditor, parse_edits
+    from avatarcam.eval.sidebyside import save_image
+    from avatarcam.tracking.facemesh import FaceMeshDetector, largest_face
+
+    edits = parse_edits(args.set)
+    editor = AttributeEditor(args.precision)
+    editor.check(edits)  # before any image work: a wrong name or strength says so at once
+    image = read_image(args.portrait)
+    detector = FaceMeshDetector(static=True, max_faces=4)
+    try:
+        faces = detector.all_faces(image)
+    finally:
+        detector.close()
+    if not faces:
+        raise AvatarError(f"no face found in {args.portrait}: use a portrait with one clearly visible face")
+    save_image(args.out, editor.edit(image, largest_face(faces), edits))
+    print(f"wrote {args.out}: {', '.join(f'{k}={v:g}' for k, v in edits.items())}")
+    return 0
+
+
 def cmd_avatar_add(args: argparse.Namespace) -> int:
     from avatarcam.avatar import load_avatar
     from avatarcam.train.talking_head.data import FRAME_SIZE
@@ -324,6 +346,56 @@ def cmd_faceswap_eval(args: argparse.Namespace) -> int:
     result = evaluate_swap(config, Path(args.driver), Path(args.b_clip), args.start, args.frames, Path(args.out))
     print(json.dumps(result, indent=1))
     return 0
+
+
+def _attribute_faces(cache: str, split: str, size: int):
+    """A split of the attribute cache as uint8 N×3×size×size faces, their labels and the attribute names."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from avatarcam.train.stargan.data import AttributeDataset
+
+    data = AttributeDataset(cache, split)
+    images = data.images
+    if data.size != size:  # the cache is cut once; presets train at their own size
+        images = [cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in images]
+    faces = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return faces, data.labels, data.attributes
+
+
+def cmd_train_stargan(args: argparse.Namespace) -> int:
+    from avatarcam.train.stargan.train import preset, train_stargan
+
+    settings = preset(args.preset, steps=args.steps, batch=args.batch, threads=args.threads)
+    faces, labels, attributes = _attribute_faces(args.cache, "train", settings.size)
+    held, held_labels, _ = _attribute_faces(args.cache, "holdout", settings.size)
+    losses = train_stargan(
+        faces, labels, attributes, args.out, settings, samples=(held[:6], held_labels[:6]), progress=not args.quiet
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{args.out}: {', '.join(f'{k} {v:.3f}' for k, v in losses.items()) or 'already trained'}")
+    return 0
+
+
+def cmd_export_stargan(args: argparse.Namespace) -> int:
+    from avatarcam.train.stargan.export import export_stargan, load_networks
+
+    checkpoint = Path(args.run) / "stargan.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no stargan.pt in {args.run}: run `avatarcam train stargan` first")
+    *_, size = load_networks(checkpoint)
+    faces, labels, _ = _attribute_faces(args.cache, "holdout", size)
+    fields = {"data": "UTKFace (../shared/data/faces/utkface, see SOURCES.md)", "rebuild": REBUILD_STARGAN}
+    check = export_stargan(checkpoint, Path(args.out), faces[:64].numpy(), labels[:64].numpy(), fields)
+    print(f"exported to {args.out}: {check}")
+    return 0
+
+
+REBUILD_STARGAN = (
+    "avatarcam train data attributes --faces ../shared/data/faces/utkface --out CACHE && "
+    "avatarcam train stargan --cache CACHE --out RUN && avatarcam export stargan --run RUN --cache CACHE"
+)
 
 
 def cmd_train_faceswap(args: argparse.Namespace) -> int:
@@ -466,6 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
     add.add_argument("--quiet", action="store_true", help="no progress bar")
     add.set_defaults(func=cmd_avatar_add)
+    ed = avatar_sub.add_parser("edit", help="attribute edits of a portrait (StarGAN): smile, age, gender")
+    ed.add_argument("portrait")
+    ed.add_argument("--set", required=True, help="attributes and strengths in [0, 1], e.g. smiling=1,old=0.5")
+    ed.add_argument("--out", required=True, help="the edited portrait (PNG or JPEG)")
+    ed.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="int8 where shipped (default)")
+    ed.set_defaults(func=cmd_avatar_edit)
 
     export = sub.add_parser("export", help="export trained networks to ONNX (fp32 + int8) into weights/")
     export_sub = export.add_subparsers(dest="export_command", required=True)
@@ -480,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex_fs.add_argument("--model", required=True, help="model name or folder")
     ex_fs.add_argument("--a", help="A's extracted faces (calibrate int8; without it only fp32 is written)")
     ex_fs.set_defaults(func=cmd_export_faceswap)
+
+    ex_sg = export_sub.add_parser("stargan", help="attribute editor: generator fp32 (+ int8 where it holds)")
+    ex_sg.add_argument("--run", required=True, help="run folder of `avatarcam train stargan`")
+    ex_sg.add_argument("--cache", required=True, help="attribute cache (held-out faces calibrate and check int8)")
+    ex_sg.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "weights"))
+    ex_sg.set_defaults(func=cmd_export_stargan)
 
     swap = sub.add_parser("faceswap", help="face swap data: extract faces, record from the webcam")
     swap_sub = swap.add_subparsers(dest="faceswap_command", required=True)
@@ -559,6 +643,15 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--size", type=int, default=128, choices=[64, 128], help="preset")
     training_options(fs, 18000, "faces of each person per step (per process)")
     fs.set_defaults(func=cmd_train_faceswap)
+    sg = train_sub.add_parser("stargan", help="attribute edits: StarGAN generator + critic (resumable; torchrun-ready)")
+    sg.add_argument("--cache", required=True, help="cache folder from `avatarcam train data attributes`")
+    sg.add_argument("--out", required=True, help="run folder: checkpoint, sample grids")
+    sg.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 96² faces; gpu: 128², wider")
+    sg.add_argument("--steps", type=int, help="total steps (default: the preset's; resumes up to them)")
+    sg.add_argument("--batch", type=int, help="faces per step (per process; default: the preset's)")
+    sg.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
+    sg.add_argument("--quiet", action="store_true", help="no progress bar")
+    sg.set_defaults(func=cmd_train_stargan)
     return parser
 
 

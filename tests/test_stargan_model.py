@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from avatarcam.edits.editor import EDITOR, EDITOR_INT8
 from avatarcam.models.stargan import Discriminator, Generator
-from avatarcam.train.stargan.export import EDITOR, EDITOR_INT8, export_stargan
+from avatarcam.train.stargan.export import export_stargan
 from avatarcam.train.stargan.losses import (
     LossWeights,
     attention_loss,

@@ -91,6 +91,17 @@ class Discriminator(nn.Module):
         return self.source(features), self.classify(features).flatten(1)
 
 
+class AttributesOf(nn.Module):
+    """What the live edit asks first: the probability of each attribute in a face (the critic's class head)."""
+
+    def __init__(self, critic: Discriminator) -> None:
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, face: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.critic(face)[1])
+
+
 class EditExport(nn.Module):
     """What runs live: (face, attributes) → (edited face, attention mask), for ONNX."""
 

@@ -1,0 +1,90 @@
+"""Attribute edits at run time: the editor's checks, the face it edits and the pixels it leaves alone, and
+`avatarcam avatar edit` end to end (on an editor trained briefly here: the shipped one is tested for quality
+by the README's figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from avatarcam.avatar import read_image
+from avatarcam.cli import main
+from avatarcam.edits.align import align_matrix
+from avatarcam.edits.editor import AttributeEditor, EditError, parse_edits
+from avatarcam.train.stargan.export import export_stargan
+from avatarcam.train.stargan.train import StarGANSettings, train_stargan
+
+ATTRS = ("smiling", "old", "young", "female")
+
+
+@pytest.fixture(scope="module")
+def editor_folder(tmp_path_factory, shared_data: Path) -> Path:
+    """A 32² editor trained for a few steps on real faces and exported as the product exports one."""
+    root = tmp_path_factory.mktemp("editor")
+    files = sorted((shared_data / "faces" / "utkface").glob("*.jpg"))[::301][:16]
+    faces = np.stack([cv2.resize(read_image(f), (32, 32), interpolation=cv2.INTER_AREA) for f in files])
+    faces = torch.from_numpy(faces).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([[0.0, int(f.name.split("_")[0]) >= 50, 0, f.name.split("_")[1] == "1"] for f in files])
+    settings = StarGANSettings(size=32, width=8, blocks=1, batch=4, steps=5, critic_steps=1, threads=2)
+    train_stargan(faces, labels, ATTRS, root / "run", settings, progress=False)
+    export_stargan(root / "run" / "stargan.pt", root / "weights", faces.numpy(), labels.numpy(), {"data": "test"})
+    return root / "weights"
+
+
+def test_parse_edits() -> None:
+    assert parse_edits("smiling=1, old=0.5,female") == {"smiling": 1.0, "old": 0.5, "female": 1.0}
+    with pytest.raises(EditError, match="must be a number"):
+        parse_edits("smiling=lots")
+
+
+def test_the_editor_refuses_unknown_attributes_and_strengths_outside_0_1(editor_folder: Path) -> None:
+    editor = AttributeEditor("fp32", folder=editor_folder)
+    assert editor.attributes == ATTRS and editor.size == 32
+    with pytest.raises(EditError, match=r"unknown attribute 'bald' \(valid: smiling, old, young, female\)"):
+        editor.check({"bald": 1.0})
+    with pytest.raises(EditError, match=r"strength 1.5 is outside \[0, 1\]"):
+        editor.check({"smiling": 1.5})
+
+
+def test_asking_old_takes_young_away_and_the_rest_stays_the_face_s_own(editor_folder: Path) -> None:
+    editor = AttributeEditor("fp32", folder=editor_folder)
+    own = np.array([0.2, 0.1, 0.9, 0.7], np.float32)
+    np.testing.assert_allclose(editor.target(own, {"old": 1.0}), [0.2, 1.0, 0.0, 0.7])
+    np.testing.assert_allclose(editor.target(own, {"old": 0.5, "smiling": 1.0}), [1.0, 0.5, 0.5, 0.7])
+
+
+def test_an_edit_changes_the_face_only(editor_folder: Path, astronaut_face) -> None:
+    editor = AttributeEditor("fp32", folder=editor_folder)
+    image, landmarks = astronaut_face.image, astronaut_face.face.landmarks
+    assert editor.edit(image, landmarks, {}) is image
+    edited = editor.edit(image, landmarks, {"smiling": 1.0, "old": 1.0})
+    assert edited.shape == image.shape and edited.dtype == np.uint8
+    # Outside the aligned crop nothing may change at all; inside, the edit shows.
+    inside = cv2.warpAffine(
+        np.ones((32, 32), np.uint8), cv2.invertAffineTransform(align_matrix(landmarks, 32)), image.shape[1::-1]
+    )
+    changed = np.abs(edited.astype(int) - image).max(axis=2) > 0
+    assert not changed[inside == 0].any()
+    assert changed[inside > 0].mean() > 0.1
+
+
+def test_avatar_edit_writes_the_edited_portrait_and_says_what_is_wrong(
+    editor_folder: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from avatarcam.avatar import default_avatar_path
+
+    monkeypatch.setattr("avatarcam.edits.editor.weights_dir", lambda: editor_folder)
+    out = tmp_path / "edited.png"
+    assert main(["avatar", "edit", str(default_avatar_path()), "--set", "smiling=1", "--out", str(out)]) == 0
+    portrait, edited = read_image(default_avatar_path()), read_image(out)
+    assert edited.shape == portrait.shape and np.abs(edited.astype(int) - portrait).max() > 0
+    assert main(["avatar", "edit", str(default_avatar_path()), "--set", "bald=1", "--out", str(out)]) == 2
+    assert "unknown attribute 'bald' (valid: smiling, old, young, female)" in capsys.readouterr().err
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((64, 64, 3), 128, np.uint8))
+    assert main(["avatar", "edit", str(blank), "--set", "smiling=1", "--out", str(out)]) == 2
+    assert "no face found" in capsys.readouterr().err
