@@ -267,23 +267,14 @@ def cmd_train_talking_head(args: argparse.Namespace) -> int:
 
 
 def cmd_avatar_edit(args: argparse.Namespace) -> int:
-    from avatarcam.avatar import AvatarError, read_image
-    from avatarcam.edits.editor import AttributeEditor, parse_edits
+    from avatarcam.avatar import read_image
+    from avatarcam.edits.editor import AttributeEditor, parse_edits, portrait_edit
     from avatarcam.eval.sidebyside import save_image
-    from avatarcam.tracking.facemesh import FaceMeshDetector, largest_face
 
     edits = parse_edits(args.set)
     editor = AttributeEditor(args.precision)
     editor.check(edits)  # before any image work: a wrong name or strength says so at once
-    image = read_image(args.portrait)
-    detector = FaceMeshDetector(static=True, max_faces=4)
-    try:
-        faces = detector.all_faces(image)
-    finally:
-        detector.close()
-    if not faces:
-        raise AvatarError(f"no face found in {args.portrait}: use a portrait with one clearly visible face")
-    save_image(args.out, editor.edit(image, largest_face(faces), edits))
+    save_image(args.out, portrait_edit(editor, edits)(read_image(args.portrait)))
     print(f"wrote {args.out}: {', '.join(f'{k}={v:g}' for k, v in edits.items())}")
     return 0
 

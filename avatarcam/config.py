@@ -115,6 +115,16 @@ class AnimatorConfig:
 
 
 @dataclass(frozen=True)
+class EditsConfig:
+    """Attribute edits of the avatar (StarGAN), toggled by hotkeys; an edited portrait goes through the
+    avatar-preparation chain in the background and is swapped in."""
+
+    attributes: tuple[str, ...] = ("smiling", "old", "young", "female")  # one toggle action each: edit_NAME
+    precision: str = choices(("int8", "fp32"), "int8")
+    threads: int = 1  # the edit runs beside the live loop: one thread keeps the call's frame rate
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     sink: str = choices("sink", "auto")  # auto (virtual cam, else preview, else file) | virtual | preview | file | null
     width: int = 960
@@ -153,6 +163,10 @@ class HotkeyConfig:
             "hud": ("<ctrl>+<alt>+h", "h"),
             "mirror": ("<ctrl>+<alt>+m", "m"),
             "quit": ("<ctrl>+<alt>+q", "q"),
+            "edit_smiling": ("<ctrl>+<alt>+1", "1"),
+            "edit_old": ("<ctrl>+<alt>+2", "2"),
+            "edit_young": ("<ctrl>+<alt>+3", "3"),
+            "edit_female": ("<ctrl>+<alt>+4", "4"),
         }
     )
 
@@ -166,6 +180,7 @@ class Config:
     retarget: RetargetConfig = field(default_factory=RetargetConfig)
     animator: AnimatorConfig = field(default_factory=AnimatorConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
+    edits: EditsConfig = field(default_factory=EditsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from avatarcam.avatar import AvatarPreparation
 from avatarcam.config import Config
+from avatarcam.edits.editor import AttributeEditor
 from avatarcam.hotkeys import Hotkeys
 from avatarcam.io.sinks import Sink
 from avatarcam.io.sources import Source
@@ -66,7 +67,14 @@ class LivePipeline:
         self.config = config
         self.source, self.hotkeys = source, hotkeys
         self.stages = stages if stages is not None else build_stages(config)
-        self.switcher = AvatarSwitcher(avatar, avatar_paths or [], AvatarPreparation(config.animator.size))
+        edits = config.edits
+        self.switcher = AvatarSwitcher(
+            avatar,
+            avatar_paths or [],
+            AvatarPreparation(config.animator.size),
+            edits.attributes,
+            lambda: AttributeEditor(edits.precision, edits.threads),
+        )
         self.output = SinkStage([w for w in (sink, monitor) if w is not None], config.output.hud, self._hud_lines)
         self.actions = self._collect_actions()  # before any thread starts: a clash refuses the pipeline cleanly
         self.pipelined = config.chain.pipelined

@@ -1,34 +1,56 @@
-"""Switching avatars mid-call: the next portrait goes through the preparation chain on a background thread while
-the current one keeps playing, and is swapped in whole once ready (packets from then on carry it)."""
+"""Switching avatars mid-call, and editing the one on air: the next portrait (or the current one with its
+attribute edits) goes through the preparation chain on a background thread while the current avatar keeps
+playing, and is swapped in whole once ready (packets from then on carry it). Edits are a set that persists
+across switches; with none active the unedited avatar, kept aside, comes back exactly."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from avatarcam.avatar import AvatarError, AvatarPreparation
+from avatarcam.edits.editor import AttributeEditor, portrait_edit
+from avatarcam.runtime.weights import WeightsError
 from avatarcam.stages import Action
 from avatarcam.types import Avatar
 
 
 class AvatarSwitcher:
-    def __init__(self, avatar: Avatar, paths: list[Path], prepare: AvatarPreparation) -> None:
+    def __init__(
+        self,
+        avatar: Avatar,
+        paths: list[Path],
+        prepare: AvatarPreparation,
+        edit_names: tuple[str, ...] = (),
+        editor: Callable[[], AttributeEditor] | None = None,
+    ) -> None:
+        """`edit_names`: attributes with a toggle action each; `editor` makes the editor on the first toggle."""
         self.avatar = avatar
         self.paths = paths
         self.prepare = prepare
+        self.edits: dict[str, float] = {}
+        self._neutral = avatar  # the avatar on air without its edits
+        self._edit_names = edit_names
+        self._make_editor = editor
+        self._editor: AttributeEditor | None = None
         self._index = next((i for i, p in enumerate(paths) if str(p) == avatar.source), 0)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
-        self._pending: Future[Avatar] | None = None
+        self._pending: Future[tuple[Avatar, Avatar, dict[str, float]]] | None = None
         self._pending_name = ""
 
     @property
     def status(self) -> str:
-        return f"loading {self._pending_name}…" if self._pending is not None else ""
+        said = [f"edits: {', '.join(self.edits)}"] if self.edits else []
+        if self._pending is not None:
+            said.append(f"loading {self._pending_name}…")
+        return "  ".join(said)
 
     @property
     def actions(self) -> Mapping[str, Action]:
-        return {"next_avatar": lambda: self.switch(1), "previous_avatar": lambda: self.switch(-1)}
+        switching = {"next_avatar": lambda: self.switch(1), "previous_avatar": lambda: self.switch(-1)}
+        return switching | {f"edit_{name}": partial(self.toggle_edit, name) for name in self._edit_names}
 
     def switch(self, step: int) -> str | None:
         if not self.paths:
@@ -37,8 +59,35 @@ class AvatarSwitcher:
             return None  # one load at a time; the current avatar keeps playing meanwhile
         self._index = (self._index + step) % len(self.paths)
         path = self.paths[self._index]
-        self._pending, self._pending_name = self._loader.submit(self.prepare, path), path.name
+        self._start(path.name, path, dict(self.edits))
         return None  # the status says "loading …" until it is done
+
+    def toggle_edit(self, name: str) -> str | None:
+        if self._pending is not None:
+            return "one moment: an avatar is loading"
+        edits = dict(self.edits)
+        if edits.pop(name, None) is None:
+            edits[name] = 1.0
+        if not edits:  # back to the portrait itself, at once and exactly
+            self.edits, self.avatar = edits, self._neutral
+            return f"{name} off"
+        self._start(f"{self._neutral.name} ({', '.join(edits)})", self._neutral.source, edits)
+        return None
+
+    def _start(self, label: str, source: str | Path, edits: dict[str, float]) -> None:
+        self._pending, self._pending_name = self._loader.submit(self._load, source, edits), label
+
+    def _load(self, source: str | Path, edits: dict[str, float]) -> tuple[Avatar, Avatar, dict[str, float]]:
+        """(the avatar on air, the same without edits, the edits)."""
+        neutral = self.prepare(source) if str(source) != self._neutral.source else self._neutral
+        if not edits:
+            return neutral, neutral, edits
+        if self._editor is None:
+            if self._make_editor is None:
+                raise WeightsError("no attribute editor in this build")
+            self._editor = self._make_editor()
+        edited = AvatarPreparation(self.prepare.size, [portrait_edit(self._editor, edits)])(source)
+        return edited, neutral, edits
 
     def poll(self) -> str | None:
         """Swaps in a finished load; returns what to tell the user (None while nothing finished)."""
@@ -46,10 +95,10 @@ class AvatarSwitcher:
             return None
         future, self._pending = self._pending, None
         try:
-            self.avatar = future.result()
-        except AvatarError as exc:
+            self.avatar, self._neutral, self.edits = future.result()
+        except (AvatarError, WeightsError) as exc:
             return f"avatar skipped: {exc}"
-        return f"avatar: {self.avatar.name}"
+        return f"avatar: {self.avatar.name}" + (f" ({', '.join(self.edits)})" if self.edits else "")
 
     def close(self) -> None:
         self._loader.shutdown(wait=False, cancel_futures=True)

@@ -88,3 +88,64 @@ def test_avatar_edit_writes_the_edited_portrait_and_says_what_is_wrong(
     cv2.imwrite(str(blank), np.full((64, 64, 3), 128, np.uint8))
     assert main(["avatar", "edit", str(blank), "--set", "smiling=1", "--out", str(out)]) == 2
     assert "no face found" in capsys.readouterr().err
+
+
+class Capture:
+    """A sink that keeps every frame it is sent."""
+
+    name, closed, private = "capture", False, False
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def send(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
+        self.frames.append(image.copy())
+
+    def poll_key(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_hotkey_toggles_an_edit_on_air_and_back_exactly(editor_folder: Path, astronaut_face, monkeypatch) -> None:
+    from avatarcam.config import load_config
+    from avatarcam.demo import DemoSource
+    from avatarcam.pipeline import LivePipeline
+
+    monkeypatch.setattr("avatarcam.edits.editor.weights_dir", lambda: editor_folder)
+    overrides = {"animator.size": 256, "output.width": 256, "output.height": 256, "chain.pipelined": False}
+    config = load_config(overrides={**overrides, "edits.precision": "fp32"})
+    source = DemoSource(astronaut_face, 320, 240, realtime=False)
+    sink = Capture()
+    pipeline = LivePipeline(config, source, sink, astronaut_face)
+    try:
+        pipeline.run(max_frames=2)
+        assert "edit_smiling" in pipeline.actions
+        pipeline.trigger("edit_smiling")
+        deadline = pipeline.stats.frames + 200
+        while pipeline.switcher.avatar is astronaut_face and pipeline.stats.frames < deadline:
+            pipeline.step()
+        edited = pipeline.switcher.avatar
+        assert edited is not astronaut_face and pipeline.switcher.edits == {"smiling": 1.0}
+        assert "edits: smiling" in pipeline.switcher.status
+        assert np.abs(edited.image.astype(int) - astronaut_face.image).max() > 0
+        pipeline.step()
+        on_air = sink.frames[-1]
+        pipeline.trigger("edit_smiling")  # off again: the portrait itself, at once
+        assert pipeline.switcher.avatar is astronaut_face and not pipeline.switcher.edits
+        pipeline.step()
+        assert not np.array_equal(sink.frames[-1], on_air)
+    finally:
+        pipeline.close()
+        source.close()
+    # The same motion with the edit toggled back gives exactly the frames of a run that never edited.
+    plain_sink, plain_source = Capture(), DemoSource(astronaut_face, 320, 240, realtime=False)
+    plain = LivePipeline(config, plain_source, plain_sink, astronaut_face)
+    try:
+        plain.run(max_frames=len(sink.frames))
+    finally:
+        plain.close()
+        plain_source.close()
+    np.testing.assert_array_equal(plain_sink.frames[1], sink.frames[1])  # before the toggle
+    np.testing.assert_array_equal(plain_sink.frames[-1], sink.frames[-1])  # toggled back: exactly restored

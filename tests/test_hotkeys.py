@@ -18,6 +18,10 @@ DEFAULT_ACTIONS = (
     "hud",
     "mirror",
     "quit",
+    "edit_smiling",
+    "edit_old",
+    "edit_young",
+    "edit_female",
 )
 
 

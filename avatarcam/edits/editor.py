@@ -4,14 +4,17 @@ the portrait's own; where it edits, the portrait's detail stays under the (upsam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from avatarcam.avatar import AvatarError
 from avatarcam.edits.align import align_face
 from avatarcam.runtime.onnx import open_session
 from avatarcam.runtime.weights import WeightsError, checked_file, weights_dir
+from avatarcam.tracking.facemesh import FaceMeshDetector, largest_face
 
 EDITOR = "stargan.onnx"
 EDITOR_INT8 = "stargan.int8.onnx"
@@ -92,3 +95,19 @@ class AttributeEditor:
             np.ascontiguousarray(change), cv2.invertAffineTransform(matrix), (w, h), flags=cv2.INTER_LINEAR
         )
         return np.clip(image.astype(np.float32) + back, 0, 255).round().astype(np.uint8)
+
+
+def portrait_edit(editor: AttributeEditor, edits: dict[str, float]) -> Callable[[np.ndarray], np.ndarray]:
+    """A step for the avatar-preparation chain: the portrait's largest face found, then edited."""
+
+    def step(image: np.ndarray) -> np.ndarray:
+        detector = FaceMeshDetector(static=True, max_faces=4)
+        try:
+            faces = detector.all_faces(image)
+        finally:
+            detector.close()
+        if not faces:
+            raise AvatarError("no face found to edit: use a portrait with one clearly visible face")
+        return editor.edit(image, largest_face(faces), edits)
+
+    return step
