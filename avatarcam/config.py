@@ -141,7 +141,7 @@ class ChainConfig:
     """The frame path: stage names from the stage registry, in order (the sink comes last, always)."""
 
     stages: tuple[str, ...] = field(
-        default=("track", "retarget", "animate", "draw", "compose", "mirror"), metadata={"choices": "stage"}
+        default=("track", "retarget", "animate", "draw", "edit", "compose", "mirror"), metadata={"choices": "stage"}
     )
     # Live runs: the stages run on their own threads, split after these stages, joined by queues of one that drop
     # the oldest (tracking frame t+1 while frame t is planned and frame t-1 drawn). False: one thread, in turn.

@@ -75,6 +75,7 @@ STAGES = Registry(
         "retarget": "avatarcam.stages.retarget:RetargetStage",
         "animate": "avatarcam.stages.animate:AnimateStage",
         "draw": "avatarcam.stages.draw:DrawStage",
+        "edit": "avatarcam.stages.edit:EditStage",
         "compose": "avatarcam.stages.compose:ComposeStage",
         "mirror": "avatarcam.stages.mirror:MirrorStage",
     },

@@ -87,6 +87,7 @@ class AvatarSwitcher:
                 raise WeightsError("no attribute editor in this build")
             self._editor = self._make_editor()
         edited = AvatarPreparation(self.prepare.size, [portrait_edit(self._editor, edits)])(source)
+        edited.edits = edits
         return edited, neutral, edits
 
     def poll(self) -> str | None:

@@ -77,6 +77,7 @@ class Avatar:
     key: str
     source: str = ""
     mask: np.ndarray | None = None  # H×W float32 person mask (1 = person), when segmentation found one
+    edits: dict[str, float] = field(default_factory=dict)  # attribute edits made to the portrait (none: as it is)
 
     @property
     def size(self) -> int:

@@ -149,3 +149,36 @@ def test_a_hotkey_toggles_an_edit_on_air_and_back_exactly(editor_folder: Path, a
         plain_source.close()
     np.testing.assert_array_equal(plain_sink.frames[1], sink.frames[1])  # before the toggle
     np.testing.assert_array_equal(plain_sink.frames[-1], sink.frames[-1])  # toggled back: exactly restored
+
+
+def test_the_face_swap_s_frames_are_edited_where_the_driver_s_face_is(
+    editor_folder: Path, astronaut_face, monkeypatch
+) -> None:
+    import dataclasses
+
+    from avatarcam.config import load_config
+    from avatarcam.stages import Packet
+    from avatarcam.stages.edit import EditStage, square_landmarks
+    from avatarcam.types import Frame
+
+    monkeypatch.setattr("avatarcam.edits.editor.weights_dir", lambda: editor_folder)
+    # The driver's frame: the portrait letterboxed into a 4:3 camera frame; the swap's output is its centre.
+    camera = cv2.copyMakeBorder(astronaut_face.image, 0, 0, 64, 64, cv2.BORDER_REPLICATE)
+    face = dataclasses.replace(astronaut_face.face, landmarks=astronaut_face.face.landmarks + (64, 0, 0))
+    np.testing.assert_allclose(square_landmarks(face.landmarks, camera.shape, 256), astronaut_face.face.xy)
+    edited_avatar = dataclasses.replace(astronaut_face, edits={"smiling": 1.0})
+    config = load_config(overrides={"animator.name": "faceswap", "edits.precision": "fp32"})
+    stage = EditStage(config)
+    square = astronaut_face.image.copy()
+    packet = Packet(Frame(camera), edited_avatar, face=face, image=square)
+    stage(packet)
+    expected = AttributeEditor("fp32", folder=editor_folder).edit(square, astronaut_face.face.xy, {"smiling": 1.0})
+    np.testing.assert_array_equal(packet.image, expected)
+    assert not np.array_equal(packet.image, square)
+    untouched = Packet(Frame(camera), astronaut_face, face=face, image=square)  # no edits: nothing to do
+    stage(untouched)
+    assert untouched.image is square
+    warp_stage = EditStage(load_config())  # a portrait animator's avatar was edited once, not per frame
+    again = Packet(Frame(camera), edited_avatar, face=face, image=square)
+    warp_stage(again)
+    assert again.image is square
