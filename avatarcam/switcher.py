@@ -39,6 +39,7 @@ class AvatarSwitcher:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
         self._pending: Future[tuple[Avatar, Avatar, dict[str, float]]] | None = None
         self._pending_name = ""
+        self._pending_edits: dict[str, float] = {}
 
     @property
     def status(self) -> str:
@@ -76,6 +77,7 @@ class AvatarSwitcher:
 
     def _start(self, label: str, source: str | Path, edits: dict[str, float]) -> None:
         self._pending, self._pending_name = self._loader.submit(self._load, source, edits), label
+        self._pending_edits = edits
 
     def _load(self, source: str | Path, edits: dict[str, float]) -> tuple[Avatar, Avatar, dict[str, float]]:
         """(the avatar on air, the same without edits, the edits)."""
@@ -98,7 +100,7 @@ class AvatarSwitcher:
         try:
             self.avatar, self._neutral, self.edits = future.result()
         except (AvatarError, WeightsError) as exc:
-            return f"avatar skipped: {exc}"
+            return f"{'edit not made' if self._pending_edits else 'avatar skipped'}: {exc}"
         return f"avatar: {self.avatar.name}" + (f" ({', '.join(self.edits)})" if self.edits else "")
 
     def close(self) -> None:

@@ -182,3 +182,19 @@ def test_the_face_swap_s_frames_are_edited_where_the_driver_s_face_is(
     again = Packet(Frame(camera), edited_avatar, face=face, image=square)
     warp_stage(again)
     assert again.image is square
+
+
+def test_an_edit_without_an_editor_says_so_and_the_avatar_stays(astronaut_face, tmp_path, monkeypatch) -> None:
+    from avatarcam.avatar import AvatarPreparation
+    from avatarcam.switcher import AvatarSwitcher
+
+    (tmp_path / "manifest.json").write_text('{"files": {}}')  # weights without an editor
+    monkeypatch.setattr("avatarcam.edits.editor.weights_dir", lambda: tmp_path)
+    switcher = AvatarSwitcher(astronaut_face, [], AvatarPreparation(256), ("smiling",), lambda: AttributeEditor())
+    assert switcher.toggle_edit("smiling") is None and "loading" in switcher.status
+    assert switcher._pending is not None
+    switcher._pending.exception(timeout=60)  # the load ends (in error)
+    said = switcher.poll()
+    assert said is not None and said.startswith("edit not made: weights file stargan.onnx")
+    assert switcher.avatar is astronaut_face and switcher.edits == {}
+    switcher.close()
