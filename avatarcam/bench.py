@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from avatarcam.animators.talking_head.animator import FINETUNE_JOB
 from avatarcam.avatar import default_avatar_path, load_avatar
 from avatarcam.config import Config
 from avatarcam.demo import default_demo
@@ -23,8 +24,6 @@ from avatarcam.stages import Packet
 from avatarcam.stages.chain import Chain, StageTimes, build_stages, motion_chain
 from avatarcam.stages.pipelined import PipelinedChain
 from avatarcam.types import Avatar, Frame
-
-FINETUNE_JOB = "avatarcam.train.talking_head.finetune"
 
 
 @dataclass

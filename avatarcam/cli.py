@@ -341,18 +341,10 @@ def cmd_faceswap_eval(args: argparse.Namespace) -> int:
 
 def _attribute_faces(cache: str, split: str, size: int):
     """A split of the attribute cache as uint8 N×3×size×size faces, their labels and the attribute names."""
-    import cv2
-    import numpy as np
-    import torch
-
     from avatarcam.train.stargan.data import AttributeDataset
 
     data = AttributeDataset(cache, split)
-    images = data.images
-    if data.size != size:  # the cache is cut once; presets train at their own size
-        images = [cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in images]
-    faces = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return faces, data.labels, data.attributes
+    return data.faces(size), data.labels, data.attributes
 
 
 def cmd_train_stargan(args: argparse.Namespace) -> int:

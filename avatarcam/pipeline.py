@@ -23,7 +23,7 @@ from avatarcam.hotkeys import Hotkeys
 from avatarcam.io.sinks import Sink
 from avatarcam.io.sources import Source
 from avatarcam.stages import CAMERA_LOST, Action, Packet, Stage
-from avatarcam.stages.chain import Chain, StageTimes, build_stages
+from avatarcam.stages.chain import Chain, StageTimes, build_stages, find_stage
 from avatarcam.stages.pipelined import END, PipelinedChain
 from avatarcam.stages.sink import SinkStage
 from avatarcam.switcher import AvatarSwitcher
@@ -77,9 +77,8 @@ class LivePipeline:
         )
         self.output = SinkStage([w for w in (sink, monitor) if w is not None], config.output.hud, self._hud_lines)
         self.actions = self._collect_actions()  # before any thread starts: a clash refuses the pipeline cleanly
-        self.pipelined = config.chain.pipelined
         self.runner: Chain | PipelinedChain
-        if self.pipelined:
+        if config.chain.pipelined:
             self.runner = PipelinedChain(self.stages, config.chain.split_after)
         else:
             self.runner = Chain(self.stages)
@@ -105,6 +104,10 @@ class LivePipeline:
         return offered
 
     @property
+    def pipelined(self) -> bool:
+        return isinstance(self.runner, PipelinedChain)
+
+    @property
     def times(self) -> StageTimes:
         return self.runner.times
 
@@ -113,10 +116,7 @@ class LivePipeline:
         return sum(self.runner.errors.values())
 
     def stage(self, name: str) -> Stage:
-        for stage in (*self.stages, self.output):
-            if stage.name == name:
-                return stage
-        raise KeyError(f"no stage '{name}' (stages: {', '.join(s.name for s in (*self.stages, self.output))})")
+        return find_stage((*self.stages, self.output), name)
 
     def _say(self, text: str | None) -> None:
         """A one-line notice in the HUD, shown for a few seconds."""
@@ -144,7 +144,7 @@ class LivePipeline:
         ]
         lines += [f"{stage.name}: {stage.status}" for stage in self.stages if stage.status]
         lines += [text for text in (self.switcher.status, self.message) if text]
-        return lines + (packet.notices if packet is not None else [])
+        return lines + packet.notices
 
     # The loop -----------------------------------------------------------------------------------------------
     def step(self) -> bool:

@@ -194,8 +194,9 @@ def test_the_cache_resumes_and_its_holdout_split_is_stable(utkface: Path, tmp_pa
     assert images.min() >= -1.0 and images.max() <= 1.0 and images.min() < -0.5 and images.max() > 0.5
     item, label = train[0]
     assert torch.equal(item, images[0]) and torch.equal(label, labels[0])
-    raw = train.uint8_images()
+    raw = train.faces()
     assert raw.dtype == torch.uint8 and torch.equal(raw.float() / 127.5 - 1.0, images)
+    assert train.faces(16).shape == (len(train), 3, 16, 16)  # a preset at another size
     # Other settings in the same folder are refused, not mixed in.
     with pytest.raises(ValueError, match="other settings.*size"):
         build_attribute_cache(utkface, out, size=64, limit=20, progress=False)

@@ -43,6 +43,15 @@ def build_stages(config: Config, names: Iterable[str] | None = None) -> list[Sta
     return [STAGES.create(name, config) for name in names]
 
 
+def find_stage(stages: Iterable[Stage], name: str) -> Stage:
+    """The stage called `name`, or a KeyError that lists the names there are."""
+    stages = list(stages)
+    for stage in stages:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage '{name}' (stages: {', '.join(s.name for s in stages)})")
+
+
 def motion_chain(config: Config) -> Chain:
     """Track → retarget → animate → draw: the avatar's square for each camera frame, nothing composed around it."""
     return Chain(build_stages(config, MOTION_STAGES))
@@ -60,10 +69,7 @@ class Chain:
         self._held: dict[int, np.ndarray] = {}  # each stage's last good picture
 
     def stage(self, name: str) -> Stage:
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise KeyError(f"no stage '{name}' (stages: {', '.join(s.name for s in self.stages)})")
+        return find_stage(self.stages, name)
 
     def prepare(self, avatar: Avatar) -> None:
         for stage in self.stages:

@@ -515,6 +515,10 @@ class AttributeDataset(Dataset):
         picks = np.arange(len(self)) if indices is None else np.asarray(indices, np.int64)
         return self.to_tensor(self.images[picks]), self.labels[picks]
 
-    def uint8_images(self) -> torch.Tensor:
-        """The whole split as uint8 N×3×S×S: a quarter of the floats' memory, for a loop that normalises per batch."""
-        return torch.from_numpy(self.images).permute(0, 3, 1, 2).contiguous()
+    def faces(self, size: int | None = None) -> torch.Tensor:
+        """The whole split as uint8 N×3×size×size (the cache's own size by default; a preset that trains at
+        another is resized here): a quarter of the floats' memory, for a loop that normalises per batch."""
+        images = self.images
+        if size is not None and size != self.size:
+            images = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in images])
+        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
