@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarcam.animators import draws_portrait
 from avatarcam.avatar import AvatarPreparation
 from avatarcam.config import Config
 from avatarcam.edits.editor import AttributeEditor
@@ -74,6 +75,7 @@ class LivePipeline:
             AvatarPreparation(config.animator.size),
             edits.attributes,
             lambda: AttributeEditor(edits.precision, edits.threads),
+            draws_portrait(config.animator.name),
         )
         self.output = SinkStage([w for w in (sink, monitor) if w is not None], config.output.hud, self._hud_lines)
         self.actions = self._collect_actions()  # before any thread starts: a clash refuses the pipeline cleanly

@@ -5,6 +5,7 @@ across switches; with none active the unedited avatar, kept aside, comes back ex
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -25,8 +26,10 @@ class AvatarSwitcher:
         prepare: AvatarPreparation,
         edit_names: tuple[str, ...] = (),
         editor: Callable[[], AttributeEditor] | None = None,
+        edit_portrait: bool = True,
     ) -> None:
-        """`edit_names`: attributes with a toggle action each; `editor` makes the editor on the first toggle."""
+        """`edit_names`: attributes with a toggle action each; `editor` makes the editor on the first toggle.
+        `edit_portrait` False (the face swap, which edits every frame): an edit is only recorded on the avatar."""
         self.avatar = avatar
         self.paths = paths
         self.prepare = prepare
@@ -34,6 +37,7 @@ class AvatarSwitcher:
         self._neutral = avatar  # the avatar on air without its edits
         self._edit_names = edit_names
         self._make_editor = editor
+        self._edit_portrait = edit_portrait
         self._editor: AttributeEditor | None = None
         self._index = next((i for i, p in enumerate(paths) if str(p) == avatar.source), 0)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
@@ -87,7 +91,9 @@ class AvatarSwitcher:
         if self._editor is None:
             if self._make_editor is None:
                 raise WeightsError("no attribute editor in this build")
-            self._editor = self._make_editor()
+            self._editor = self._make_editor()  # loaded here either way: missing weights are said at once
+        if not self._edit_portrait:
+            return dataclasses.replace(neutral, edits=edits), neutral, edits
         edited = AvatarPreparation(self.prepare.size, [portrait_edit(self._editor, edits)])(source)
         edited.edits = edits
         return edited, neutral, edits

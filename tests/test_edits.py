@@ -4,6 +4,7 @@ by the README's figures)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -197,4 +198,27 @@ def test_an_edit_without_an_editor_says_so_and_the_avatar_stays(astronaut_face, 
     said = switcher.poll()
     assert said is not None and said.startswith("edit not made: weights file stargan.onnx")
     assert switcher.avatar is astronaut_face and switcher.edits == {}
+    switcher.close()
+
+
+def test_with_the_face_swap_an_edit_is_recorded_not_drawn_into_the_portrait(
+    editor_folder: Path, astronaut_face
+) -> None:
+    from avatarcam.animators import draws_portrait
+    from avatarcam.avatar import AvatarPreparation
+    from avatarcam.switcher import AvatarSwitcher
+
+    assert not draws_portrait("faceswap") and draws_portrait("warp") and draws_portrait("talking-head")
+    make = partial(AttributeEditor, "fp32", folder=editor_folder)
+    switcher = AvatarSwitcher(astronaut_face, [], AvatarPreparation(256), ("smiling",), make, edit_portrait=False)
+    switcher.toggle_edit("smiling")
+    assert switcher._pending is not None
+    switcher._pending.result(timeout=60)
+    assert switcher.poll() == f"avatar: {astronaut_face.name} (smiling)"
+    # The swap edits every frame (the edit stage); its portrait, which only poses it, stays as it was.
+    avatar = switcher.avatar
+    assert avatar.edits == {"smiling": 1.0} and avatar.image is astronaut_face.image
+    assert avatar.face is astronaut_face.face
+    switcher.toggle_edit("smiling")
+    assert switcher.avatar is astronaut_face
     switcher.close()

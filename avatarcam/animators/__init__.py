@@ -15,6 +15,7 @@ from avatarcam.types import Avatar, Face, Frame, Motion
 
 class Animator(Protocol):
     name: str
+    draws_portrait: bool  # False: it draws the driver's own frame (the face swap), and the portrait only poses
 
     @property
     def status(self) -> str:
@@ -36,3 +37,11 @@ class Animator(Protocol):
         """draw(plan(...))."""
 
     def close(self) -> None: ...
+
+
+def draws_portrait(name: str) -> bool:
+    """Whether the animator called `name` draws the avatar's portrait (an edit of it is then made once, to the
+    portrait) or the driver's frame (an edit is then made every frame)."""
+    from avatarcam.registry import ANIMATORS
+
+    return bool(ANIMATORS.factory(name).draws_portrait)

@@ -186,6 +186,7 @@ class WarpPlan:
 class WarpAnimator:
     name = "warp"
     status = ""
+    draws_portrait = True
     last_folds = 0  # triangles drawn mirror-inverted in the last frame (a fold: texture flipped over)
 
     def __init__(self, config: AnimatorConfig) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from avatarcam.animators import draws_portrait
 from avatarcam.config import Config
 from avatarcam.edits.editor import AttributeEditor
 from avatarcam.stages import Packet, StageBase
@@ -22,7 +23,7 @@ class EditStage(StageBase):
     name = "edit"
 
     def __init__(self, config: Config) -> None:
-        self.per_frame = config.animator.name == "faceswap"
+        self.per_frame = not draws_portrait(config.animator.name)
         self.precision, self.threads = config.edits.precision, config.edits.threads
         self._editor: AttributeEditor | None = None
 

@@ -45,6 +45,7 @@ class SwapPlan:
 class FaceSwapAnimator:
     name = "faceswap"
     status = ""
+    draws_portrait = False
 
     def __init__(self, animator: AnimatorConfig) -> None:
         self.config = config = animator.faceswap  # its choices were checked when the config was loaded

@@ -48,6 +48,7 @@ class TalkingHeadPlan:
 
 class TalkingHeadAnimator:
     name = "talking-head"
+    draws_portrait = True
 
     def __init__(self, config: AnimatorConfig) -> None:
         self.config = config.talking_head
