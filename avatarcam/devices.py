@@ -22,11 +22,11 @@ def open_source(config: Config) -> tuple[Source, str]:
     kind, src = config.source.kind, config.source
     if kind == "auto":
         try:
-            camera = SOURCES.create("camera", config)
+            source, kind = SOURCES.create("camera", config), "camera"
         except SourceError as exc:
             return SOURCES.create("demo", config), f"no camera found ({exc}): using demo motion"
-        return camera, f"source: camera {src.camera} ({camera.fps:.0f} fps)"
-    source = SOURCES.create(kind, config)
+    else:
+        source = SOURCES.create(kind, config)
     if kind == "file":
         return source, f"source: {src.path} ({source.fps:.0f} fps, {'looping' if src.loop else 'once'})"
     if kind == "camera":

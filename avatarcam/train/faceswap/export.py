@@ -12,7 +12,7 @@ import torch
 from avatarcam.animators.faceswap.store import CHECKPOINT, INFO, SWAP, SWAP_INT8, SwapModelError
 from avatarcam.models.faceswap import FaceSwapModel, SwapToB
 from avatarcam.runtime.onnx import quantize_int8
-from avatarcam.train.common import export_onnx
+from avatarcam.train.common import export_onnx, output_parity
 from avatarcam.train.faceswap.faceset import FaceSet
 
 INT8_MAX_MEAN = 0.01  # int8 is used live only while its mean error stays under this ([0, 1] pixel units)
@@ -35,13 +35,6 @@ def load_model(folder: Path) -> FaceSwapModel:
     return model.eval()
 
 
-def _parity(fp32: Path, int8: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
-    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8))
-    diffs = [np.abs(a.run(None, feed)[0] - b.run(None, feed)[0]) for feed in feeds]
-    d = np.concatenate([x.ravel() for x in diffs])
-    return {"mean": float(d.mean()), "p99": float(np.percentile(d, 99)), "max": float(d.max())}
-
-
 def export_swap(folder: Path, faces_a: FaceSet | None = None) -> dict:
     """Writes swap_b.onnx (+ int8 when calibration faces are given and it holds quality); returns the check,
     whose "live" says which one the animator runs."""
@@ -58,7 +51,7 @@ def export_swap(folder: Path, faces_a: FaceSet | None = None) -> dict:
         rng = np.random.default_rng(0)
         feeds = [{"face": faces_a.batch(1, size, rng)["target"]} for _ in range(32)]
         quantize_int8(folder / SWAP, folder / SWAP_INT8, feeds[:16], FP32_NODES)
-        check["int8"] = _parity(folder / SWAP, folder / SWAP_INT8, feeds[16:])
+        check["int8"] = output_parity(folder / SWAP, folder / SWAP_INT8, feeds[16:])
         if check["int8"]["mean"] > INT8_MAX_MEAN:
             (folder / SWAP_INT8).unlink()  # too far from fp32: the live path uses fp32
             check["int8_dropped"] = True

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from avatarcam.edits.editor import CLASSIFIER, EDITOR, EDITOR_INT8
 from avatarcam.models.stargan import AttributesOf, Discriminator, EditExport, Generator
 from avatarcam.runtime.onnx import quantize_int8
 from avatarcam.runtime.weights import add_entry
-from avatarcam.train.common import export_onnx
+from avatarcam.train.common import export_onnx, output_parity
 
 INT8_MAX_MEAN = 0.01  # int8 is kept only while its edited face stays this close to fp32's ([0, 1] pixel units)
 
@@ -27,13 +26,6 @@ def load_networks(checkpoint: Path) -> tuple[Generator, Discriminator, list[str]
     critic = Discriminator(len(attributes), settings["size"], settings["width"])
     critic.load_state_dict(state["critic"])
     return gen.eval(), critic.eval(), attributes, int(settings["size"])
-
-
-def parity(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
-    """How far `candidate`'s edited faces are from `reference`'s on the same inputs ([0, 1] pixel units)."""
-    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (reference, candidate))
-    d = np.concatenate([np.abs(a.run(None, f)[0] - b.run(None, f)[0]).ravel() / 2 for f in feeds])
-    return {"mean": float(d.mean()), "p99": float(np.percentile(d, 99)), "max": float(d.max())}
 
 
 def export_stargan(checkpoint: Path, out: Path, faces: np.ndarray, labels: np.ndarray, fields: dict) -> dict:
@@ -57,7 +49,7 @@ def export_stargan(checkpoint: Path, out: Path, faces: np.ndarray, labels: np.nd
     entry = {"inputs": inputs, **fields}
     add_entry(out, EDITOR, **entry)
     quantize_int8(out / EDITOR, out / EDITOR_INT8, feeds[::2])
-    check = {"int8": parity(out / EDITOR, out / EDITOR_INT8, feeds[1::2])}
+    check = {"int8": output_parity(out / EDITOR, out / EDITOR_INT8, feeds[1::2], unit=2.0)}  # in [0, 1] units
     if check["int8"]["mean"] > INT8_MAX_MEAN:
         (out / EDITOR_INT8).unlink()
         check["int8_dropped"] = True

@@ -20,6 +20,7 @@ from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from avatarcam.edits.editor import EXCLUSIVE
 from avatarcam.models.stargan import Discriminator, Generator
 from avatarcam.train.common import save_atomic, start_run, write_grid
 from avatarcam.train.stargan.losses import (
@@ -32,7 +33,6 @@ from avatarcam.train.stargan.losses import (
 )
 
 CHECKPOINT = "stargan.pt"
-EXCLUSIVE = (("old", "young"),)  # asking for one of a pair clears the other
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,10 @@ PRESETS = {
 }
 
 
-def flip_one(labels: torch.Tensor, attributes: tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
-    """Each row's attributes with one of them, chosen at random, flipped (asking for one of an exclusive pair
-    clears the other)."""
+def flip(labels: torch.Tensor, which: torch.Tensor, attributes: tuple[str, ...]) -> torch.Tensor:
+    """Each row's attributes with attribute `which[row]` flipped; asking for one of an exclusive pair clears the
+    other."""
     target = labels.clone()
-    which = torch.randint(len(attributes), (labels.shape[0],), generator=generator)
     rows = torch.arange(labels.shape[0])
     target[rows, which] = 1 - target[rows, which]
     for a, b in EXCLUSIVE:
@@ -73,18 +72,14 @@ def flip_one(labels: torch.Tensor, attributes: tuple[str, ...], generator: torch
     return target
 
 
+def flip_one(labels: torch.Tensor, attributes: tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
+    """Each row's attributes with one of them, chosen at random, flipped."""
+    return flip(labels, torch.randint(len(attributes), (labels.shape[0],), generator=generator), attributes)
+
+
 def single_flips(labels: torch.Tensor, attributes: tuple[str, ...]) -> list[torch.Tensor]:
-    """For each attribute, every row's attributes with just that one flipped (exclusive pairs respected)."""
-    flips = []
-    for index, name in enumerate(attributes):
-        target = labels.clone()
-        target[:, index] = 1 - target[:, index]
-        for a, b in EXCLUSIVE:
-            other = b if name == a else a if name == b else None
-            if other in attributes:
-                target[target[:, index] == 1, attributes.index(other)] = 0
-        flips.append(target)
-    return flips
+    """For each attribute, every row's attributes with just that one flipped."""
+    return [flip(labels, torch.full((labels.shape[0],), i), attributes) for i in range(len(attributes))]
 
 
 def _batch(images: torch.Tensor, labels: torch.Tensor, size: int, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
