@@ -1,5 +1,6 @@
 """Speed benchmarks: per-stage median/p95, offline throughput, the stage chain run in sequence and pipelined over
-the same frames, live capture→send latency in both modes, and the live loop with a background fine-tune."""
+the same frames, live capture→send latency in both modes, and the live loop with a background fine-tune or with
+an attribute edit on."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from avatarcam.animators import draws_portrait
 from avatarcam.animators.talking_head.animator import FINETUNE_JOB
-from avatarcam.avatar import default_avatar_path, load_avatar
+from avatarcam.avatar import AvatarPreparation, default_avatar_path, load_avatar
 from avatarcam.config import Config
 from avatarcam.demo import default_demo
+from avatarcam.edits.editor import AttributeEditor, portrait_edit
 from avatarcam.io.sinks import NullSink
 from avatarcam.io.sources import Source, VideoFileSource
 from avatarcam.pipeline import LivePipeline
@@ -105,13 +108,16 @@ def _through(runner: Chain | PipelinedChain, avatar: Avatar, frames: list[Frame]
     feeder.join(timeout=5.0)
 
 
-def bench_live(config: Config, seconds: float, driver: str | None, finetune: bool = False) -> BenchRow:
+def bench_live(
+    config: Config, seconds: float, driver: str | None, finetune: bool = False, avatar: Avatar | None = None
+) -> BenchRow:
     source: Source
     if driver:
         source = VideoFileSource(driver, loop=True, realtime=True)
     else:
         source = default_demo(fps=config.output.fps)
-    pipeline = LivePipeline(config, source, NullSink(), load_avatar(config.avatar or None, config.animator.size))
+    avatar = avatar or load_avatar(config.avatar or None, config.animator.size)
+    pipeline = LivePipeline(config, source, NullSink(), avatar)
     stats = pipeline.run(max_seconds=seconds)
     pipeline.close()
     source.close()
@@ -119,13 +125,30 @@ def bench_live(config: Config, seconds: float, driver: str | None, finetune: boo
     mode = "pipelined" if config.chain.pipelined else "sequential"
     out = config.output
     what = f"live {config.animator.size}² → {out.width}×{out.height}, {mode}"
+    key = "live-finetune" if finetune else "live-edit" if avatar.edits else f"live-{mode}"
     return BenchRow(
-        what + (", fine-tune running" if finetune else ""),
+        what
+        + (", fine-tune running" if finetune else "")
+        + (f", edit {', '.join(avatar.edits)}" if avatar.edits else ""),
         pipeline.times.summary(),
         stats.fps,
         (float(np.percentile(lat, 50)), float(np.percentile(lat, 95))) if lat.size else None,
-        "live-finetune" if finetune else f"live-{mode}",
+        key,
     )
+
+
+def bench_with_edit(config: Config, seconds: float, driver: str | None, edit: str) -> BenchRow:
+    """The live loop on the avatar with attribute `edit` on, as a hotkey leaves it: the portrait edited once (the
+    warp, the talking head), or every frame by the edit stage (the face swap)."""
+    edits = {edit: 1.0}
+    source = config.avatar or None
+    if draws_portrait(config.animator.name):
+        editor = AttributeEditor(config.edits.precision, config.edits.threads)
+        avatar = AvatarPreparation(config.animator.size, [portrait_edit(editor, edits)])(source)
+    else:
+        avatar = load_avatar(source, config.animator.size)
+    avatar.edits = edits
+    return bench_live(config, seconds, driver, avatar=avatar)
 
 
 def bench_with_finetune(config: Config, seconds: float, driver: str | None) -> BenchRow:
@@ -146,6 +169,7 @@ def run_bench(
     live_seconds: float,
     driver: str | None,
     background: bool = False,
+    edit: str | None = None,
 ) -> list[BenchRow]:
     # The animator's own background fine-tune stays off: the fine-tune row starts one on purpose.
     talking_head = replace(config.animator.talking_head, finetune=False)
@@ -163,6 +187,8 @@ def run_bench(
             rows.append(bench_live(mode, live_seconds, driver))
         if background:
             rows.append(bench_with_finetune(config, live_seconds, driver))
+        if edit:
+            rows.append(bench_with_edit(config, live_seconds, driver, edit))
     return rows
 
 
@@ -191,4 +217,7 @@ def ratios(rows: list[BenchRow]) -> list[str]:
     tuned = by.get("live-finetune")
     if tuned and live_pipe:
         said.append(f"live fps with a background fine-tune: {tuned.fps / live_pipe.fps:.0%} of without")
+    edited = by.get("live-edit")
+    if edited and live_pipe:
+        said.append(f"live fps with an attribute edit on: {edited.fps / live_pipe.fps:.0%} of without")
     return said

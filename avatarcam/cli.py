@@ -146,7 +146,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from avatarcam.bench import format_rows, machine, ratios, run_bench
 
     config = _config(args)
-    rows = run_bench(config, args.sizes, args.frames, args.live_seconds, args.driver, args.with_finetune)
+    rows = run_bench(
+        config, args.sizes, args.frames, args.live_seconds, args.driver, args.with_finetune, args.with_edit
+    )
     print(f"machine: {machine()}, animator {config.animator.name}")
     print(format_rows(rows))
     for line in ratios(rows):
@@ -250,8 +252,8 @@ def cmd_train_data_attributes(args: argparse.Namespace) -> int:
     skipped = ", ".join(f"{why.replace('_', ' ')}: {n}" for why, n in summary["skipped"].items() if n) or "none"
     print(
         f"wrote {args.out}: {summary['faces_cached']} faces at {summary['size']}² ({summary['train']} to train on, "
-        f"{summary['holdout_count']} held out); labelled {counts}; skipped: {skipped}; "
-        f"smiling labelled by: {summary['labeller']} (details in {args.out}/summary.json)"
+        f"{summary['judge']} for the judge, {summary['holdout_count']} held out); labelled {counts}; "
+        f"skipped: {skipped}; smiling labelled by: {summary['labeller']} (details in {args.out}/summary.json)"
     )
     return 0
 
@@ -276,6 +278,24 @@ def cmd_avatar_edit(args: argparse.Namespace) -> int:
     editor.check(edits)  # before any image work: a wrong name or strength says so at once
     save_image(args.out, portrait_edit(editor, edits)(read_image(args.portrait)))
     print(f"wrote {args.out}: {', '.join(f'{k}={v:g}' for k, v in edits.items())}")
+    return 0
+
+
+def cmd_avatar_edits_eval(args: argparse.Namespace) -> int:
+    from avatarcam.train.stargan.data import SHARED
+    from avatarcam.train.stargan.evaluate import evaluate_edits
+
+    weights = Path(args.weights) if args.weights else None
+    portraits = [Path(p) for p in args.portraits] if args.portraits else [SHARED / "data" / "portraits"]
+    report = evaluate_edits(Path(args.cache), portraits, Path(args.out), weights, args.precision)
+    print(
+        json.dumps(
+            {k: v for k, v in report.items() if k != "portraits"}
+            | {"portraits": {k: v for k, v in report["portraits"].items() if k != "per_portrait"}},
+            indent=1,
+        )
+    )
+    print(f"wrote {args.out}/edits_eval.json and {args.out}/edits_grid.png")
     return 0
 
 
@@ -475,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--with-finetune", action="store_true", help="also the live run with a talking-head fine-tune in the background"
     )
+    bench.add_argument("--with-edit", metavar="ATTRIBUTE", help="also the live run with this attribute edit on")
     bench.set_defaults(func=cmd_bench)
 
     doctor = sub.add_parser("doctor", help="check camera, virtual camera, audio, GPU")
@@ -527,6 +548,16 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--out", required=True, help="the edited portrait (PNG or JPEG)")
     ed.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="int8 where shipped (default)")
     ed.set_defaults(func=cmd_avatar_edit)
+
+    ee = avatar_sub.add_parser("edits-eval", help="attribute edits: flips (judged), identity, smile, speed")
+    ee.add_argument("--cache", required=True, help="attribute cache (its judge and holdout splits)")
+    ee.add_argument(
+        "--portraits", nargs="+", help="portrait files or folders to edit (default: ../shared/data/portraits)"
+    )
+    ee.add_argument("--weights", help="folder with the exported editor (default: the shipped weights)")
+    ee.add_argument("--precision", choices=("int8", "fp32"), default="int8")
+    ee.add_argument("--out", default="edits_eval", help="folder for the report, the grid and the judge")
+    ee.set_defaults(func=cmd_avatar_edits_eval)
 
     export = sub.add_parser("export", help="export trained networks to ONNX (fp32 + int8) into weights/")
     export_sub = export.add_subparsers(dest="export_command", required=True)

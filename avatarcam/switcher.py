@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from avatarcam.avatar import AvatarError, AvatarPreparation
-from avatarcam.edits.editor import AttributeEditor, portrait_edit
+from avatarcam.edits.editor import AttributeEditor, EditError, portrait_edit
 from avatarcam.runtime.weights import WeightsError
 from avatarcam.stages import Action
 from avatarcam.types import Avatar
@@ -92,6 +92,7 @@ class AvatarSwitcher:
             if self._make_editor is None:
                 raise WeightsError("no attribute editor in this build")
             self._editor = self._make_editor()  # loaded here either way: missing weights are said at once
+        self._editor.check(edits)  # an attribute these weights were not trained on is said at once too
         if not self._edit_portrait:
             return dataclasses.replace(neutral, edits=edits), neutral, edits
         edited = AvatarPreparation(self.prepare.size, [portrait_edit(self._editor, edits)])(source)
@@ -105,7 +106,7 @@ class AvatarSwitcher:
         future, self._pending = self._pending, None
         try:
             self.avatar, self._neutral, self.edits = future.result()
-        except (AvatarError, WeightsError) as exc:
+        except (AvatarError, WeightsError, EditError) as exc:
             return f"{'edit not made' if self._pending_edits else 'avatar skipped'}: {exc}"
         return f"avatar: {self.avatar.name}" + (f" ({', '.join(self.edits)})" if self.edits else "")
 

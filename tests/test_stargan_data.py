@@ -24,6 +24,7 @@ from avatarcam.train.stargan.data import (
     is_holdout,
     parse_utkface_name,
     read_celeba,
+    split_of,
     utkface_labels,
 )
 from avatarcam.types import Avatar
@@ -180,13 +181,17 @@ def test_the_cache_resumes_and_its_holdout_split_is_stable(utkface: Path, tmp_pa
     assert not list(out.glob("*.tmp.npz"))
     for key in ("counts", "holdout", "faces_cached", "skipped"):
         assert first[key] == third[key], key
-    # Held out: the faces whose name hashes to 0 mod 10, whatever the run.
-    train, held = AttributeDataset(out, "train"), AttributeDataset(out, "holdout")
-    assert held.names == first["holdout"] == [n for n in train.names + held.names if is_holdout(n)]
-    assert not set(train.names) & set(held.names) and len(train) + len(held) == first["faces_cached"]
+    # Held out: the faces whose name hashes to 0 mod 10, whatever the run; the judge's are 2 in 10 others.
+    train, judge, held = (AttributeDataset(out, s) for s in ("train", "judge", "holdout"))
+    everyone = train.names + judge.names + held.names
+    assert held.names == first["holdout"] == [n for n in everyone if is_holdout(n)]
+    assert len(set(everyone)) == len(everyone) == first["faces_cached"]
+    assert first["train"] == len(train) and first["judge"] == len(judge)
     assert is_holdout("x.jpg") == is_holdout("x.jpg")
-    share = np.mean([is_holdout(f"{k}_0_0_2017.jpg.chip.jpg") for k in range(5000)])
-    assert 0.08 < share < 0.12
+    splits = [split_of(f"{k}_0_0_2017.jpg.chip.jpg") for k in range(5000)]
+    assert 0.08 < splits.count("holdout") / 5000 < 0.12 and 0.17 < splits.count("judge") / 5000 < 0.23
+    with pytest.raises(ValueError, match="choose train, judge, holdout"):
+        AttributeDataset(out, "test")
     # The reader: floats in [-1, 1], N×3×S×S, labels N×4.
     images, labels = train.batch()
     assert images.shape == (len(train), 3, 32, 32) and images.dtype == torch.float32

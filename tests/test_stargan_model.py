@@ -12,11 +12,21 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import deterministic_training
 from torch import nn
 
 from avatarcam.edits.editor import EDITOR, EDITOR_INT8
-from avatarcam.models.stargan import Discriminator, Generator
+from avatarcam.models.stargan import Discriminator, Generator, apply_change
+from avatarcam.train.stargan.augment import CUTOUT, augment
 from avatarcam.train.stargan.export import export_stargan
+from avatarcam.train.stargan.judge import (
+    JUDGE_FILE,
+    JudgeSettings,
+    judge_accuracy,
+    judge_probabilities,
+    load_judge,
+    train_judge,
+)
 from avatarcam.train.stargan.losses import (
     LossWeights,
     attention_loss,
@@ -33,10 +43,17 @@ ATTRS = ("smiling", "old", "young", "female")
 def test_generator_and_critic_shapes_and_the_mask_blends_the_input() -> None:
     gen, critic = Generator(4, width=8, blocks=1), Discriminator(4, size=64, width=8)
     x, c = torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 1]])
-    edited, colour, mask = gen(x, c)
-    assert edited.shape == colour.shape == (2, 3, 64, 64) and mask.shape == (2, 1, 64, 64)
+    edited, change, mask = gen(x, c)
+    assert edited.shape == (2, 3, 64, 64) and change.shape == (2, 2, 64, 64) and mask.shape == (2, 1, 64, 64)
     assert mask.min() >= 0 and mask.max() <= 1
-    torch.testing.assert_close(edited, mask * colour + (1 - mask) * x)
+    torch.testing.assert_close(edited, apply_change(x, change, mask))
+    # Where the mask is off the face is its own; a change never turns a grey pixel colourful (no hue).
+    grey = torch.zeros(1, 3, 4, 4)
+    torch.testing.assert_close(
+        apply_change(x[:, :, :4, :4], change[:, :, :4, :4], torch.zeros(2, 1, 4, 4)), x[:, :, :4, :4]
+    )
+    lifted = apply_change(grey, torch.tensor([0.1, 0.9]).view(1, 2, 1, 1).expand(1, 2, 4, 4), torch.ones(1, 1, 4, 4))
+    torch.testing.assert_close(lifted, torch.full((1, 3, 4, 4), 0.2))
     scores, logits = critic(x)
     assert scores.shape == (2, 1, 2, 2) and logits.shape == (2, 4)
 
@@ -157,3 +174,42 @@ def test_the_exported_editor_matches_torch_and_int8_is_kept_only_where_it_holds(
         assert not (out / EDITOR_INT8).exists() and EDITOR_INT8 not in manifest
     else:
         assert check["int8"]["mean"] <= 0.01 and manifest[EDITOR_INT8]["int8_parity"] == check["int8"]
+
+
+def test_the_critic_s_augmentation_is_drawn_per_face_and_differentiable() -> None:
+    x = (torch.rand(6, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    first = augment(x, torch.Generator().manual_seed(1))
+    assert first.shape == x.shape
+    assert torch.equal(first, augment(x, torch.Generator().manual_seed(1)))  # the generator decides everything
+    assert not torch.equal(first[0], first[1] - (x[1] - x[0]))  # each face its own draw
+    first.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # Without cutout no square is zeroed; with it, a CUTOUT-sided square of each face is.
+    bright = torch.ones(4, 3, 32, 32)
+    kept = augment(bright, torch.Generator().manual_seed(2), cutout=False)
+    assert (kept != 0).all()
+    cut = augment(bright, torch.Generator().manual_seed(2))
+    side = round(CUTOUT * 32)
+    assert ((cut == 0).all(dim=1).sum(dim=(1, 2)) == side * side).all()
+
+
+def test_the_judge_learns_real_faces_and_refuses_other_attributes(shared_data: Path, tmp_path: Path) -> None:
+    faces, labels = _real_faces(shared_data, 64, 32)
+    settings = JudgeSettings(size=32, width=8, epochs=40, batch=16)
+    with deterministic_training():
+        judge = train_judge(faces, labels, ATTRS, tmp_path, settings, progress=False)
+    probs = judge_probabilities(judge, settings.size, faces.float() / 127.5 - 1)
+    assert probs.shape == (64, 4) and (0 <= probs).all() and (probs <= 1).all()
+    accuracy = judge_accuracy(probs, labels.numpy(), ATTRS)
+    assert accuracy["female"] > 0.7 and accuracy["young"] > 0.7  # its own training faces (chance: 0.5)
+    loaded, size = load_judge(tmp_path / JUDGE_FILE, ATTRS)
+    assert size == 32
+    np.testing.assert_allclose(judge_probabilities(loaded, size, faces.float() / 127.5 - 1), probs, atol=1e-6)
+    with pytest.raises(ValueError, match="delete it to retrain"):
+        load_judge(tmp_path / JUDGE_FILE, ("smiling",))
+
+
+def test_judge_accuracy_is_the_mean_of_both_classes_recall() -> None:
+    probs = np.array([[0.9], [0.8], [0.2], [0.6]])
+    labels = np.array([[1.0], [1.0], [0.0], [0.0]])  # positives both right (1.0), negatives one of two (0.5)
+    assert judge_accuracy(probs, labels, ("smiling",)) == {"smiling": 0.75}

@@ -1,6 +1,7 @@
 """Attribute edits at run time: the StarGAN generator (ONNX) on the face cut out by `align_face`, its change
-laid back onto the full-resolution image through the attention mask. Pixels the mask leaves alone stay exactly
-the portrait's own; where it edits, the portrait's detail stays under the (upsampled) change."""
+(already weighed by its attention mask) laid back onto the full-resolution image inside the face: the hull of the
+face's landmarks, feathered inwards. Pixels outside the face stay exactly the portrait's own; inside, the
+portrait's detail stays under the (upsampled) change."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ EDITOR = "stargan.onnx"
 EDITOR_INT8 = "stargan.int8.onnx"
 CLASSIFIER = "stargan_attributes.onnx"
 EXCLUSIVE = (("old", "young"),)  # asking for one of a pair takes the other away
-EDGE = 0.08  # share of the crop's side over which an edit fades out toward the crop's border: no seam
+FEATHER = 0.03  # share of the crop's side over which an edit fades out inside the face's edge: no seam
 
 
 class EditError(ValueError):
@@ -39,9 +40,18 @@ def parse_edits(text: str) -> dict[str, float]:
     return edits
 
 
-def _taper(size: int) -> np.ndarray:
-    ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / (EDGE * size), 0, 1).astype(np.float32)
-    return np.outer(ramp, ramp)
+def face_region(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
+    """size×size float32 in [0, 1]: 1 inside the hull of the landmarks (crop pixels), fading to exactly 0 a crop
+    pixel before the hull's edge, so that nothing of an edit reaches past the face once pasted back (linear
+    resampling spreads a crop pixel by up to one)."""
+    hull = cv2.convexHull(np.round(crop_landmarks[:, :2] * 4).astype(np.int32))
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(region, hull, 255, shift=2)
+    feather = max(1, round(FEATHER * size))
+    inset = 2 * feather + 1  # the blur's reach (3σ = 1.5 feather) and the resampling's pixel, inside the hull
+    region = cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1,) * 2))
+    region = cv2.GaussianBlur(region, (2 * round(1.5 * feather) + 1,) * 2, feather / 2)
+    return region.astype(np.float32) / 255
 
 
 class AttributeEditor:
@@ -59,7 +69,6 @@ class AttributeEditor:
             self._classifier = open_session(classifier, threads)
         except Exception as exc:  # ORT raises its own types for unreadable models
             raise WeightsError(f"the attribute editor in {folder} cannot be loaded: {exc}") from None
-        self._taper = _taper(self.size)
 
     def check(self, edits: dict[str, float]) -> None:
         for name, value in edits.items():
@@ -79,6 +88,16 @@ class AttributeEditor:
                     target[index] = min(target[index], 1.0 - value)
         return target
 
+    def attributes_of(self, faces: np.ndarray) -> np.ndarray:
+        """P(attribute) N×A of aligned faces N×3×S×S in [-1, 1], as the critic reads them."""
+        return self._classifier.run(None, {"face": faces.astype(np.float32)})[0]
+
+    def translate(self, faces: np.ndarray, attributes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The generator on aligned faces N×3×S×S in [-1, 1] asked for `attributes` N×A: (edited, mask)."""
+        feeds = {"face": faces.astype(np.float32), "attributes": attributes.astype(np.float32)}
+        edited, mask = self._editor.run(None, feeds)
+        return edited, mask
+
     def edit(self, image: np.ndarray, landmarks: np.ndarray, edits: dict[str, float]) -> np.ndarray:
         """`image` (RGB uint8, any size) with the face at `landmarks` edited; unchanged when `edits` is empty."""
         self.check(edits)
@@ -86,10 +105,11 @@ class AttributeEditor:
             return image
         crop, matrix = align_face(image, landmarks, self.size)
         face = (crop.astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
-        own = self._classifier.run(None, {"face": face})[0][0]
-        attributes = self.target(own, edits)[None]
-        edited, mask = self._editor.run(None, {"face": face, "attributes": attributes})
-        change = ((edited[0] - face[0]) * 127.5).transpose(1, 2, 0) * (mask[0, 0] * self._taper)[..., None]
+        attributes = self.target(self.attributes_of(face)[0], edits)[None]
+        edited, _ = self.translate(face, attributes)
+        crop_landmarks = np.asarray(landmarks, np.float64)[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+        region = face_region(crop_landmarks, self.size)
+        change = ((edited[0] - face[0]) * 127.5).transpose(1, 2, 0) * region[..., None]
         h, w = image.shape[:2]
         back = cv2.warpAffine(
             np.ascontiguousarray(change), cv2.invertAffineTransform(matrix), (w, h), flags=cv2.INTER_LINEAR

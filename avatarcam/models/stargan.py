@@ -1,9 +1,16 @@
 """StarGAN (Choi et al. 2018) for attribute edits of a face crop: one generator for every combination of
 attribute domains, one discriminator with a real/fake patch head and an attribute-classification head.
 
-The generator predicts a colour image and an attention mask and blends them over its input (as GANimation
-does): pixels it leaves alone stay the portrait's own, so an edit pasted back into a 512² avatar keeps the
-avatar's full resolution everywhere the mask is zero.
+The generator predicts a colour change and an attention mask (after GANimation's attention): the edit is the
+input changed where the mask is on. Pixels it leaves alone stay the portrait's own, so an edit pasted back into
+a 512² avatar keeps the avatar's full resolution everywhere the mask is zero, and where it is on the portrait's
+detail stays under the change.
+
+The change is one of shading and colourfulness, never of hue: a luminance offset and a chroma gain per pixel.
+The attributes edited here live there (teeth and smile folds, wrinkles, greying, lipstick and make-up), while the
+first CPU runs with a free colour change spent their steps on magenta and green blotches that fool an attribute
+classifier long before they look like anything. A change rather than a colour image to blend in: the mask then
+costs nothing in fidelity, so a broad, faint edit is as cheap for the generator as a small, loud one.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ def _up(cin: int, cout: int) -> nn.Sequential:
 
 class Generator(nn.Module):
     """G(x, c): the face x (N×3×S×S in [-1, 1]) with attributes c (N×A in [0, 1]); returns the edited face,
-    the colour image and the attention mask (1 = the colour image, 0 = the input kept)."""
+    the change (luminance offset, chroma gain: N×2×S×S in [-1, 1]) and the attention mask (1 = the change
+    applied, 0 = the input kept)."""
 
     def __init__(self, attributes: int, width: int = 32, blocks: int = 4) -> None:
         super().__init__()
@@ -60,14 +68,27 @@ class Generator(nn.Module):
             _up(4 * width, 2 * width),
             _up(2 * width, width),
         )
-        self.colour = nn.Sequential(nn.Conv2d(width, 3, 7, padding=3), nn.Tanh())
+        self.colour = nn.Sequential(nn.Conv2d(width, 2, 7, padding=3), nn.Tanh())
         self.attention = nn.Sequential(nn.Conv2d(width, 1, 7, padding=3), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tiled = c[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         features = self.encode(torch.cat([x, tiled], dim=1))
-        colour, mask = self.colour(features), self.attention(features)
-        return mask * colour + (1 - mask) * x, colour, mask
+        change, mask = self.colour(features), self.attention(features)
+        return apply_change(x, change, mask), change, mask
+
+
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601
+
+
+def apply_change(x: torch.Tensor, change: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x with its luminance raised by 2·change[0] (the whole range) and its chroma scaled by 1 + change[1]
+    (0: grey, 2: twice as colourful), both weighed by the mask; clamped to [-1, 1]."""
+    weights = x.new_tensor(LUMA).view(1, 3, 1, 1)
+    luma = (x * weights).sum(dim=1, keepdim=True)
+    chroma = x - luma
+    edited = luma + 2 * mask * change[:, :1] + chroma * (1 + mask * change[:, 1:])
+    return edited.clamp(-1, 1)
 
 
 class Discriminator(nn.Module):

@@ -48,7 +48,12 @@ SMILE_THRESHOLD = 0.35
 # landmarker finds: the two agree on 92% of them (balanced accuracy); on FaceMesh's landmarks, as the fallback
 # runs, on 91% (1,492 faces).
 GEOMETRY_THRESHOLD = 0.94
-HOLDOUT_EVERY = 10  # one face in ten (by a hash of its file name) is held out of training
+# Splits by a hash of the file name (stable as the folder grows): one face in ten is held out of everything, for
+# the figures; two in ten train the judge (train.stargan.judge), the attribute classifier that scores the
+# edits and so must never have been seen by the generator; the rest train the generator.
+HOLDOUT_EVERY = 10
+JUDGE_BUCKETS = (1, 2)
+SPLITS = ("train", "judge", "holdout")
 SHARD_FACES = 500
 SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared beside the repository
 DEFAULT_FACES = SHARED / "data" / "faces" / "utkface"
@@ -89,9 +94,15 @@ def utkface_labels(face: UtkFace) -> dict[str, float]:
     return {"old": float(face.age >= OLD_AGE), "young": float(face.age <= YOUNG_AGE), "female": float(face.female)}
 
 
+def split_of(name: str) -> str:
+    """The split a face belongs to (stable: a hash of its file name): train, judge or holdout."""
+    bucket = int(hashlib.sha1(name.encode()).hexdigest(), 16) % HOLDOUT_EVERY
+    return "holdout" if bucket == 0 else "judge" if bucket in JUDGE_BUCKETS else "train"
+
+
 def is_holdout(name: str) -> bool:
-    """Whether a face is kept out of training (stable: a hash of its file name)."""
-    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % HOLDOUT_EVERY == 0
+    """Whether a face is kept out of all training."""
+    return split_of(name) == "holdout"
 
 
 # --- CelebA -------------------------------------------------------------------------------------------------
@@ -420,7 +431,8 @@ def _summary(
             no_face += shard["no_face"].tolist()
             unreadable += shard["unreadable"].tolist()
     table = np.concatenate(labels) if labels else np.zeros((0, len(attributes)), np.float32)
-    held = np.array([is_holdout(n) for n in names], bool)
+    split = np.array([split_of(n) for n in names])
+    held = split == "holdout"
 
     def counts(rows: np.ndarray) -> dict[str, int]:
         return {a: int(rows[:, k].sum()) for k, a in enumerate(attributes)}
@@ -438,9 +450,10 @@ def _summary(
     return {
         **settings,
         "faces_cached": len(names),
-        "train": int((~held).sum()),
+        "train": int((split == "train").sum()),
+        "judge": int((split == "judge").sum()),
         "holdout_count": int(held.sum()),
-        "counts": {"all": counts(table), "train": counts(table[~held]), "holdout": counts(table[held])},
+        "counts": {"all": counts(table), **{s: counts(table[split == s]) for s in SPLITS}},
         "skipped": {"unparsed_name": len(unparsed), "no_face": len(no_face), "unreadable": len(unreadable)},
         "skipped_names": {"unparsed_name": unparsed, "no_face": no_face, "unreadable": unreadable},
         "labels": how,
@@ -452,7 +465,7 @@ def _summary(
         # Who said "smiling": the blendshapes, the geometry fallback, or CelebA's own labels.
         "labeller": labeller.kind if settings["source"] == "utkface" else "celeba",
         "smile_threshold": labeller.threshold if settings["source"] == "utkface" else None,
-        "holdout_rule": f"sha1(file name) % {HOLDOUT_EVERY} == 0",
+        "split_rule": f"sha1(file name) % {HOLDOUT_EVERY}: 0 holdout, {JUDGE_BUCKETS} judge, the rest train",
         "holdout": [n for n, h in zip(names, held, strict=True) if h],
         "shards": [p.name for p in paths],
     }
@@ -473,8 +486,8 @@ class AttributeDataset(Dataset):
     in the order of the cache's `attributes`; `batch(indices)` stacks them (N×3×S×S, N×A)."""
 
     def __init__(self, cache_dir: str | Path, split: str = "train") -> None:
-        if split not in ("train", "holdout"):
-            raise ValueError(f"unknown split '{split}' (choose train or holdout)")
+        if split not in SPLITS:
+            raise ValueError(f"unknown split '{split}' (choose {', '.join(SPLITS)})")
         cache = Path(cache_dir)
         summary_path = cache / SUMMARY
         if not summary_path.is_file():
@@ -488,7 +501,7 @@ class AttributeDataset(Dataset):
         images, labels, names, landmarks = [], [], [], []
         for shard_name in summary["shards"]:
             with np.load(cache / shard_name) as shard:
-                keep = np.array([is_holdout(n) == (split == "holdout") for n in shard["names"]], bool)
+                keep = np.array([split_of(n) == split for n in shard["names"]], bool)
                 images.append(shard["images"][keep])
                 labels.append(shard["labels"][keep])
                 names += shard["names"][keep].tolist()

@@ -12,7 +12,8 @@ from torch import nn
 
 @dataclass(frozen=True)
 class LossWeights:
-    cls: float = 1.0
+    cls: float = 1.0  # the critic's attribute head on real faces
+    cls_fake: float = 1.0  # the generator's: its edits classified as asked (the paper: the same weight)
     rec: float = 10.0
     gp: float = 10.0
     attention: float = 0.1  # mean of the mask: without it the generator repaints the whole face
