@@ -389,7 +389,12 @@ def cmd_export_stargan(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no stargan.pt in {args.run}: run `avatarcam train stargan` first")
     *_, size = load_networks(checkpoint)
     faces, labels, _ = _attribute_faces(args.cache, "holdout", size)
-    fields = {"data": "UTKFace (../shared/data/faces/utkface, see SOURCES.md)", "rebuild": REBUILD_STARGAN}
+    fields = {
+        "model": "stargan",
+        "data": "../shared/data/faces/utkface (the train split: 7 faces in 10 by a hash of the file name)",
+        "licence": "non-commercial research (UTKFace: non-commercial research)",
+        "rebuild": REBUILD_STARGAN,
+    }
     check = export_stargan(checkpoint, Path(args.out), faces[:64].numpy(), labels[:64].numpy(), fields)
     print(f"exported to {args.out}: {check}")
     return 0
