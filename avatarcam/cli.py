@@ -367,6 +367,13 @@ def _attribute_faces(cache: str, split: str, size: int):
     return data.faces(size), data.labels, data.attributes
 
 
+def _report_losses(out: str, losses: dict[str, float]) -> int:
+    """Rank 0 says where a training run is and its last losses."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{out}: {', '.join(f'{k} {v:.3f}' for k, v in losses.items()) or 'already trained'}")
+    return 0
+
+
 def cmd_train_stargan(args: argparse.Namespace) -> int:
     from avatarcam.train.stargan.train import preset, train_stargan
 
@@ -376,9 +383,7 @@ def cmd_train_stargan(args: argparse.Namespace) -> int:
     losses = train_stargan(
         faces, labels, attributes, args.out, settings, samples=(held[:6], held_labels[:6]), progress=not args.quiet
     )
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{args.out}: {', '.join(f'{k} {v:.3f}' for k, v in losses.items()) or 'already trained'}")
-    return 0
+    return _report_losses(args.out, losses)
 
 
 def cmd_export_stargan(args: argparse.Namespace) -> int:
@@ -397,6 +402,54 @@ def cmd_export_stargan(args: argparse.Namespace) -> int:
     }
     check = export_stargan(checkpoint, Path(args.out), faces[:64].numpy(), labels[:64].numpy(), fields)
     print(f"exported to {args.out}: {check}")
+    return 0
+
+
+def cmd_train_stylegan(args: argparse.Namespace) -> int:
+    import torch
+
+    from avatarcam.train.stargan.data import AttributeDataset
+    from avatarcam.train.stylegan.train import preset, train_stylegan
+
+    settings = preset(args.preset, steps=args.steps, batch=args.batch, threads=args.threads)
+    # Every face but the held-out ones (they are the real side of the evaluation's Fréchet distance).
+    faces = torch.cat([AttributeDataset(args.cache, split).faces(settings.resolution) for split in ("train", "judge")])
+    losses = train_stylegan(faces, args.out, settings, progress=not args.quiet)
+    return _report_losses(args.out, losses)
+
+
+def cmd_export_stylegan(args: argparse.Namespace) -> int:
+    from avatarcam.train.stylegan.export import export_stylegan
+
+    checkpoint = Path(args.run) / "stylegan.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no stylegan.pt in {args.run}: run `avatarcam train stylegan` first")
+    fields = {
+        "model": "stylegan",
+        "data": "../shared/data/faces/utkface (all but the held-out split: 9 faces in 10 by a hash of the file name)",
+        "licence": "non-commercial research (UTKFace: non-commercial research)",
+        "rebuild": REBUILD_STYLEGAN,
+    }
+    entry = export_stylegan(checkpoint, Path(args.out), fields)
+    print(f"exported to {args.out}: {entry['resolution']}², {entry['num_ws']} layers of styles")
+    return 0
+
+
+REBUILD_STYLEGAN = (
+    "avatarcam train data attributes --faces ../shared/data/faces/utkface --out CACHE && "
+    "avatarcam train stylegan --cache CACHE --out RUN && avatarcam export stylegan --run RUN"
+)
+
+
+def cmd_identity_new(args: argparse.Namespace) -> int:
+    from avatarcam.eval.sidebyside import save_image
+    from avatarcam.identities.generator import IdentityGenerator, as_portrait
+
+    generator = IdentityGenerator()
+    face = generator.face(args.seed, args.truncation, args.mix, args.levels)
+    save_image(args.out, as_portrait(face, args.size))
+    mixed = f", {args.levels} layers from seed {args.mix}" if args.mix is not None else ""
+    print(f"wrote {args.out}: identity {args.seed} (ψ {args.truncation:g}{mixed})")
     return 0
 
 
@@ -584,6 +637,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex_sg.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "weights"))
     ex_sg.set_defaults(func=cmd_export_stargan)
 
+    ex_sty = export_sub.add_parser("stylegan", help="identity generator: mapping + synthesis (fp32)")
+    ex_sty.add_argument("--run", required=True, help="run folder of `avatarcam train stylegan`")
+    ex_sty.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "weights"))
+    ex_sty.set_defaults(func=cmd_export_stylegan)
+
+    ident = sub.add_parser("identity", help="new faces that belong to nobody (StyleGAN), as avatar portraits")
+    ident_sub = ident.add_subparsers(dest="identity_command", required=True)
+    new = ident_sub.add_parser("new", help="write the portrait of identity SEED")
+    new.add_argument("--seed", type=int, required=True, help="the identity: the same seed, the same face")
+    new.add_argument("--truncation", type=float, default=0.7, help="ψ: 0 the mean face … 1 the widest variety")
+    new.add_argument("--mix", type=int, help="a second seed, whose --levels layers replace the first's")
+    new.add_argument("--levels", choices=["coarse", "middle", "fine"], default="coarse", help="what --mix takes")
+    new.add_argument("--size", type=int, default=512, help="portrait side in pixels")
+    new.add_argument("--out", required=True, help="portrait image to write")
+    new.set_defaults(func=cmd_identity_new)
+
     swap = sub.add_parser("faceswap", help="face swap data: extract faces, record from the webcam")
     swap_sub = swap.add_subparsers(dest="faceswap_command", required=True)
     fx = swap_sub.add_parser("extract", help="aligned faces, landmarks and masks of one person")
@@ -665,12 +734,21 @@ def build_parser() -> argparse.ArgumentParser:
     sg = train_sub.add_parser("stargan", help="attribute edits: StarGAN generator + critic (resumable; torchrun-ready)")
     sg.add_argument("--cache", required=True, help="cache folder from `avatarcam train data attributes`")
     sg.add_argument("--out", required=True, help="run folder: checkpoint, sample grids")
-    sg.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 96² faces; gpu: 128², wider")
+    sg.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 64² faces; gpu: 128², wider")
     sg.add_argument("--steps", type=int, help="total steps (default: the preset's; resumes up to them)")
     sg.add_argument("--batch", type=int, help="faces per step (per process; default: the preset's)")
     sg.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
     sg.add_argument("--quiet", action="store_true", help="no progress bar")
     sg.set_defaults(func=cmd_train_stargan)
+    sty = train_sub.add_parser("stylegan", help="identities: StyleGAN generator + critic (resumable; torchrun-ready)")
+    sty.add_argument("--cache", required=True, help="cache folder from `avatarcam train data attributes`")
+    sty.add_argument("--out", required=True, help="run folder: checkpoint, sample grids")
+    sty.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 64² faces; gpu: 128², wider")
+    sty.add_argument("--steps", type=int, help="total steps (default: the preset's; resumes up to them)")
+    sty.add_argument("--batch", type=int, help="faces per step (per process; default: the preset's)")
+    sty.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
+    sty.add_argument("--quiet", action="store_true", help="no progress bar")
+    sty.set_defaults(func=cmd_train_stylegan)
     return parser
 
 

@@ -1,9 +1,9 @@
 """The package's layers and the import rules between them, checked from the source (ast) so they stay true.
 
 A module may import from its own layer or the ones below: the vocabulary and settings at the bottom; then the
-devices, tracking, motion and the networks; then the avatar, its animators and edits; then the stage chain; the
-commands at the top. The live path (the pipeline, and every stage, animator, source and sink the registries
-name) imports no training code and no torch.
+devices, tracking, motion and the networks; then the avatar, its animators, edits and new identities; then the
+stage chain; the commands at the top. The live path (the pipeline, and every stage, animator, source and sink the
+registries name) imports no training code and no torch.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PACKAGE = "avatarcam"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"types", "config", "colour", "registry"}),
     frozenset({"io", "tracking", "motion", "models", "runtime", "assets"}),
-    frozenset({"avatar", "animators", "edits"}),
+    frozenset({"avatar", "animators", "edits", "identities"}),
     frozenset({"stages", "compositor", "demo", "switcher", "devices", "hotkeys"}),
     frozenset({"pipeline", "render", "bench", "doctor", "eval", "train", "cli", "__init__", "__main__"}),
 )

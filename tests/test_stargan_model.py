@@ -17,7 +17,7 @@ from torch import nn
 
 from avatarcam.edits.editor import EDITOR, EDITOR_INT8
 from avatarcam.models.stargan import Discriminator, Generator, apply_change
-from avatarcam.train.stargan.augment import CUTOUT, augment
+from avatarcam.train.augment import CUTOUT, augment
 from avatarcam.train.stargan.export import export_stargan
 from avatarcam.train.stargan.judge import (
     JUDGE_FILE,

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 import torch
 from torch import distributed as dist
 from torch import nn
+
+Settings = TypeVar("Settings", bound=Any)
 
 
 def distributed() -> tuple[int, int]:
@@ -39,6 +44,13 @@ def start_run(out_dir: str | Path, threads: int, seed: int) -> tuple[int, int, t
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     return rank, world, device, out
+
+
+def pick_preset(presets: Mapping[str, Settings], name: str, **changes: object) -> Settings:
+    """The preset `name` (a frozen dataclass) with the changes that are not None applied."""
+    if name not in presets:
+        raise ValueError(f"unknown preset '{name}' (valid: {', '.join(presets)})")
+    return replace(presets[name], **{k: v for k, v in changes.items() if v is not None})
 
 
 def save_atomic(obj: dict, path: Path) -> None:

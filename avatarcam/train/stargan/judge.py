@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from avatarcam.train.augment import augment
 from avatarcam.train.common import save_atomic
-from avatarcam.train.stargan.augment import augment
 
 JUDGE_FILE = "judge.pt"
 

@@ -11,7 +11,7 @@ the same folder it resumes.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from avatarcam.edits.editor import EXCLUSIVE
 from avatarcam.models.stargan import Discriminator, Generator
-from avatarcam.train.common import save_atomic, start_run, write_grid
-from avatarcam.train.stargan.augment import augment
+from avatarcam.train.augment import augment
+from avatarcam.train.common import pick_preset, save_atomic, start_run, write_grid
 from avatarcam.train.stargan.losses import (
     LossWeights,
     attention_loss,
@@ -44,11 +44,11 @@ class StarGANSettings:
     size: int = 64
     width: int = 24  # the generator's and the critic's first layer; the rest double as they go down
     blocks: int = 3
-    steps: int = 6500
+    steps: int = 4500
     batch: int = 16
     critic_steps: int = 2  # critic updates per generator update (the paper: 5; fewer learn faster on a CPU)
     lr: float = 1e-4  # both networks' Adam rate, decayed linearly to 0 over the second half (as the paper)
-    augment: bool = True  # the critic sees every face shifted, cut and recoloured (train.stargan.augment)
+    augment: bool = True  # the critic sees every face shifted, cut and recoloured (train.augment)
     keep_share: float = 0.25  # faces asked for their own attributes, which must come back unchanged
     losses: LossWeights = LossWeights()
     checkpoint_every: int = 100
@@ -206,6 +206,4 @@ def write_samples(
 
 
 def preset(name: str, **changes: object) -> StarGANSettings:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset '{name}' (valid: {', '.join(PRESETS)})")
-    return replace(PRESETS[name], **{k: v for k, v in changes.items() if v is not None})
+    return pick_preset(PRESETS, name, **changes)

@@ -1,4 +1,4 @@
-"""Differentiable augmentation of every face the critic sees, real or generated (after Zhao et al., "Differentiable
+"""Differentiable augmentation of every face a critic sees, real or generated (after Zhao et al., "Differentiable
 Augmentation for Data-Efficient GAN Training"): a small shift, a patch cut out, brightness, saturation and
 contrast jitter, drawn per face.
 

@@ -1,0 +1,1 @@
+"""New identities for avatars: the StyleGAN generator at run time."""

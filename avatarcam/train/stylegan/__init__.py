@@ -1,0 +1,1 @@
+"""StyleGAN identities: training, evaluation against a DCGAN baseline, and export."""

@@ -1,0 +1,177 @@
+"""StyleGAN identities: the networks' shapes, what noise, z, ψ and mixing do, a short training on real faces, the
+ONNX export and `avatarcam identity new` (on a generator trained briefly here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import deterministic_training
+
+from avatarcam.cli import main
+from avatarcam.identities.generator import (
+    MAPPING,
+    SYNTHESIS,
+    IdentityError,
+    IdentityGenerator,
+    as_portrait,
+    level_layers,
+)
+from avatarcam.models.stylegan import MinibatchStd, StyleCritic, StyleGenerator, mix
+from avatarcam.train.stylegan.export import export_stylegan, load_generator
+from avatarcam.train.stylegan.train import StyleGANSettings, train_stylegan
+
+SMALL = {"z_dim": 32, "w_dim": 32, "mapping_layers": 2, "width": 8, "max_channels": 32}
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+def test_shapes_at_each_resolution(resolution: int) -> None:
+    gen = StyleGenerator(resolution, **SMALL)
+    critic = StyleCritic(resolution, SMALL["width"], SMALL["max_channels"])
+    z = torch.randn(4, SMALL["z_dim"])
+    faces = gen(z, noise=gen.synthesis.make_noise(4))
+    assert faces.shape == (4, 3, resolution, resolution)
+    assert gen.num_ws == 2 * int(np.log2(resolution // 4)) + 2
+    assert critic(faces).shape == (4, 1)
+
+
+def test_truncation_zero_gives_the_mean_face_for_every_z() -> None:
+    gen = StyleGenerator(32, **SMALL)
+    with torch.no_grad():
+        gen.w_avg.normal_()
+        w = gen.map(torch.randn(5, SMALL["z_dim"]), truncation=0.0)
+        torch.testing.assert_close(w, gen.w_avg.expand(5, -1))
+        faces = gen(torch.randn(5, SMALL["z_dim"]), truncation=0.0)
+    torch.testing.assert_close(faces, faces[:1].expand(5, -1, -1, -1))
+
+
+def test_mixing_takes_the_coarse_layers_from_one_w_and_the_rest_from_the_other() -> None:
+    first, second = torch.zeros(2, 4), torch.ones(2, 4)
+    ws = mix(first, second, crossover=3, num_ws=8)
+    assert ws.shape == (2, 8, 4)
+    assert (ws[:, :3] == 0).all() and (ws[:, 3:] == 1).all()
+    # Through the synthesis: changing only the fine ws leaves the coarse structure (the 8² image) alone.
+    gen = StyleGenerator(32, **SMALL)
+    with torch.no_grad():
+        a, b = gen.map(torch.randn(1, SMALL["z_dim"])), gen.map(torch.randn(1, SMALL["z_dim"]))
+        noise = gen.synthesis.make_noise(1, torch.Generator().manual_seed(0))
+        plain = gen.synthesis(gen.broadcast(a), noise)
+        fine_swapped = gen.synthesis(mix(a, b, 6, gen.num_ws), noise)
+        coarse_swapped = gen.synthesis(mix(b, a, 4, gen.num_ws), noise)
+    low = lambda x: torch.nn.functional.avg_pool2d(x, 8)  # noqa: E731
+    assert (low(plain) - low(fine_swapped)).abs().mean() < (low(plain) - low(coarse_swapped)).abs().mean()
+    assert level_layers(10) == {"coarse": [0, 4], "middle": [4, 8], "fine": [8, 10]}
+
+
+def test_minibatch_std_adds_one_channel_of_the_batch_s_spread() -> None:
+    same = torch.ones(4, 2, 3, 3)
+    out = MinibatchStd()(same)
+    assert out.shape == (4, 3, 3, 3) and torch.allclose(out[:, 2], torch.full((4, 3, 3), 1e-4), atol=1e-4)
+    spread = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 2, 3, 3)
+    assert torch.allclose(MinibatchStd()(spread)[:, 2], torch.full((4, 3, 3), float(np.std([0, 1, 2, 3]))))
+
+
+def _real_faces(shared_data: Path, count: int, size: int) -> torch.Tensor:
+    files = sorted((shared_data / "faces" / "utkface").glob("*.jpg"))[::53][:count]
+    faces = [
+        cv2.resize(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+        for f in files
+    ]
+    return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shared_data: Path) -> Path:
+    """A 32² generator trained for 200 steps on real faces, exported as the product exports one."""
+    root = tmp_path_factory.mktemp("stylegan")
+    settings = StyleGANSettings(resolution=32, **SMALL, steps=200, batch=8, r1_every=4, sample_every=100, threads=2)
+    faces = _real_faces(shared_data, 64, 32)
+    with deterministic_training():
+        first = train_stylegan(faces, root / "run", StyleGANSettings(**{**settings.__dict__, "steps": 20}), False)
+        last = train_stylegan(faces, root / "run", settings, progress=False)
+    (root / "losses.json").write_text(json.dumps({"first": first, "last": last}))
+    export_stylegan(root / "run" / "stylegan.pt", root / "weights", {"data": "test"})
+    return root
+
+
+def test_a_short_training_on_real_faces_moves_the_critic_and_checkpoints(trained: Path) -> None:
+    losses = json.loads((trained / "losses.json").read_text())
+    # The critic learns to tell them apart: its loss falls below where it starts (2 log 2 for a blind critic).
+    assert losses["last"]["d"] < losses["first"]["d"] and losses["last"]["d"] < 2 * np.log(2)
+    assert (trained / "run" / "samples" / "step_000200.png").is_file()
+    with pytest.raises(ValueError, match="trains at 32²"):
+        train_stylegan(torch.zeros(2, 3, 64, 64, dtype=torch.uint8), trained / "run", StyleGANSettings(resolution=64))
+
+
+def test_noise_changes_the_face_far_less_than_z_does(trained: Path) -> None:
+    """Per-pixel noise is for detail (hair strands, pores): a trained generator's faces move little with it."""
+    gen, _ = load_generator(trained / "run" / "stylegan.pt")
+    strengths = [
+        float(layer.noise_strength.detach())
+        for layer in [gen.synthesis.first, *gen.synthesis.ups, *gen.synthesis.convs]
+    ]
+    assert any(s != 0 for s in strengths)  # trained away from their zero start
+    z = torch.randn(16, gen.z_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        base = gen(z, noise=gen.synthesis.make_noise(16, torch.Generator().manual_seed(1)))
+        other_noise = gen(z, noise=gen.synthesis.make_noise(16, torch.Generator().manual_seed(2)))
+        other_z = gen(z.roll(1, dims=0), noise=gen.synthesis.make_noise(16, torch.Generator().manual_seed(1)))
+    by_noise, by_z = (base - other_noise).abs().mean(), (base - other_z).abs().mean()
+    assert 0 < by_noise < 0.25 * by_z
+
+
+def test_the_export_matches_torch_and_a_seed_always_makes_the_same_face(trained: Path) -> None:
+    gen, _ = load_generator(trained / "run" / "stylegan.pt")
+    identities = IdentityGenerator(folder=trained / "weights")
+    assert identities.resolution == 32 and identities.num_ws == gen.num_ws
+    face = identities.face(7, truncation=0.7)
+    assert face.shape == (32, 32, 3) and face.dtype == np.uint8
+    np.testing.assert_array_equal(face, identities.face(7, truncation=0.7))
+    assert np.abs(face.astype(int) - identities.face(8, truncation=0.7)).mean() > 1
+    # ONNX against torch, same z, ψ and noise.
+    z = np.random.default_rng(7).standard_normal((1, gen.z_dim)).astype(np.float32)
+    rng = np.random.default_rng([7, 1])
+    noise = [torch.from_numpy(rng.standard_normal((1, 1, s, s)).astype(np.float32)) for s in gen.synthesis.noise_sizes]
+    with torch.no_grad():
+        expected = gen.synthesis(gen.broadcast(gen.map(torch.from_numpy(z), 0.7)), noise)[0]
+    expected = ((expected.clamp(-1, 1).permute(1, 2, 0).numpy() + 1) * 127.5).round()
+    assert np.abs(face.astype(float) - expected).max() <= 1
+    # ψ = 0: the mean w (the mean face, up to each seed's own noise), whatever the seed.
+    np.testing.assert_allclose(identities._w(1, 0.0), identities._w(2, 0.0), atol=1e-6)
+    np.testing.assert_allclose(identities._w(1, 0.0)[0], gen.w_avg.numpy(), atol=1e-5)
+    # Mixing: a level of layers from another seed.
+    mixed = identities.face(7, 0.7, mix_seed=8, level="middle")
+    assert not np.array_equal(mixed, face)
+    with pytest.raises(IdentityError, match="this 32² generator has no fine layers"):
+        identities.face(7, 0.7, mix_seed=8, level="fine")  # fine layers start at 64²
+    manifest = json.loads((trained / "weights" / "manifest.json").read_text())["files"]
+    assert manifest[SYNTHESIS]["resolution"] == 32 and MAPPING in manifest
+
+
+def test_bad_seeds_and_values_get_one_clear_error_each(trained: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    identities = IdentityGenerator(folder=trained / "weights")
+    for seed in (-1, 2**32, 1.5):
+        with pytest.raises(IdentityError, match="whole number from 0"):
+            identities.face(seed)
+    with pytest.raises(IdentityError, match=r"truncation ψ 1.5"):
+        identities.face(1, truncation=1.5)
+    with pytest.raises(IdentityError, match=r"unknown level 'all' \(valid: coarse, middle, fine\)"):
+        identities.face(1, mix_seed=2, level="all")
+    monkeypatch.setattr("avatarcam.runtime.weights.weights_dir", lambda: tmp_path)
+    (tmp_path / "manifest.json").write_text('{"files": {}}')
+    assert main(["identity", "new", "--seed", "3", "--out", str(tmp_path / "x.png")]) == 2
+    assert "stylegan_mapping.onnx is not in" in capsys.readouterr().err
+
+
+def test_identity_new_writes_a_portrait_ready_to_be_an_avatar(trained: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("avatarcam.runtime.weights.weights_dir", lambda: trained / "weights")
+    out = tmp_path / "me.png"
+    assert main(["identity", "new", "--seed", "5", "--truncation", "0.5", "--out", str(out), "--size", "256"]) == 0
+    image = cv2.imread(str(out))
+    assert image.shape == (256, 256, 3)
+    portrait = as_portrait(np.full((32, 32, 3), 90, np.uint8), 256)
+    assert (portrait == 90).all()  # a plain crop on its own border colour: one plain backdrop
