@@ -61,6 +61,14 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def save_image(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB image as PNG, creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
 def _face_in_zoomed_tiles(detector: FaceMeshDetector, square: np.ndarray) -> bool:
     """Whether a small face shows up in one of nine overlapping half-size tiles, each zoomed back to full size.
 

@@ -188,8 +188,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sheet(args: argparse.Namespace) -> int:
+    from avatarcam.avatar import save_image
     from avatarcam.eval.contact_sheet import HARD_CASES, SHARED_DATA, build_sheet
-    from avatarcam.eval.sidebyside import save_image
 
     config = _offline(args)
     portraits = args.portraits or [SHARED_DATA / case for case in HARD_CASES]
@@ -269,9 +269,8 @@ def cmd_train_talking_head(args: argparse.Namespace) -> int:
 
 
 def cmd_avatar_edit(args: argparse.Namespace) -> int:
-    from avatarcam.avatar import read_image
+    from avatarcam.avatar import read_image, save_image
     from avatarcam.edits.editor import AttributeEditor, parse_edits, portrait_edit
-    from avatarcam.eval.sidebyside import save_image
 
     edits = parse_edits(args.set)
     editor = AttributeEditor(args.precision)
@@ -435,6 +434,20 @@ def cmd_export_stylegan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity_eval(args: argparse.Namespace) -> int:
+    from avatarcam.train.stargan.data import SHARED
+    from avatarcam.train.stylegan.evaluate import evaluate_identities
+
+    driver = Path(args.driver) if args.driver else SHARED / "data" / "driving" / "lp_d14.mp4"
+    weights = Path(args.weights) if args.weights else None
+    report = evaluate_identities(
+        Path(args.cache), driver, Path(args.out), args.samples, args.truncation, weights, args.baseline_seconds
+    )
+    print(json.dumps(report, indent=1))
+    print(f"wrote {args.out}/identities_eval.json and {args.out}/mixing.png")
+    return 0
+
+
 REBUILD_STYLEGAN = (
     "avatarcam train data attributes --faces ../shared/data/faces/utkface --out CACHE && "
     "avatarcam train stylegan --cache CACHE --out RUN && avatarcam export stylegan --run RUN"
@@ -442,7 +455,7 @@ REBUILD_STYLEGAN = (
 
 
 def cmd_identity_new(args: argparse.Namespace) -> int:
-    from avatarcam.eval.sidebyside import save_image
+    from avatarcam.avatar import save_image
     from avatarcam.identities.generator import IdentityGenerator, as_portrait
 
     generator = IdentityGenerator()
@@ -652,6 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--size", type=int, default=512, help="portrait side in pixels")
     new.add_argument("--out", required=True, help="portrait image to write")
     new.set_defaults(func=cmd_identity_new)
+    iev = ident_sub.add_parser("eval", help="detection, diversity, novelty, Fréchet distance against a DCGAN")
+    iev.add_argument("--cache", required=True, help="attribute cache (training faces, held-out faces)")
+    iev.add_argument("--samples", type=int, default=500, help="faces from each generator")
+    iev.add_argument("--truncation", type=float, default=0.7, help="ψ of the samples")
+    iev.add_argument("--driver", help="clip that animates each accepted sample (default: lp_d14.mp4 in shared data)")
+    iev.add_argument("--weights", help="folder with the exported generator (default: the shipped weights)")
+    iev.add_argument("--baseline-seconds", type=float, help="DCGAN training time (default: the generator's own)")
+    iev.add_argument("--out", default="identities_eval", help="folder for the report, the grid and the baseline")
+    iev.set_defaults(func=cmd_identity_eval)
 
     swap = sub.add_parser("faceswap", help="face swap data: extract faces, record from the webcam")
     swap_sub = swap.add_subparsers(dest="faceswap_command", required=True)

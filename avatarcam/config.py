@@ -167,6 +167,8 @@ class HotkeyConfig:
             "edit_old": ("<ctrl>+<alt>+2", "2"),
             "edit_young": ("<ctrl>+<alt>+3", "3"),
             "edit_female": ("<ctrl>+<alt>+4", "4"),
+            "new_identity": ("<ctrl>+<alt>+i", "i"),
+            "keep_identity": ("<ctrl>+<alt>+k", "k"),
         }
     )
 

@@ -21,6 +21,7 @@ from avatarcam.avatar import AvatarPreparation
 from avatarcam.config import Config
 from avatarcam.edits.editor import AttributeEditor
 from avatarcam.hotkeys import Hotkeys
+from avatarcam.identities.generator import IdentityGenerator
 from avatarcam.io.sinks import Sink
 from avatarcam.io.sources import Source
 from avatarcam.stages import CAMERA_LOST, Action, Packet, Stage
@@ -76,6 +77,8 @@ class LivePipeline:
             edits.attributes,
             lambda: AttributeEditor(edits.precision, edits.threads),
             draws_portrait(config.animator.name),
+            identities=lambda: IdentityGenerator(threads=1),
+            keep_folder=Path(config.avatars_dir) if config.avatars_dir else None,
         )
         self.output = SinkStage([w for w in (sink, monitor) if w is not None], config.output.hud, self._hud_lines)
         self.actions = self._collect_actions()  # before any thread starts: a clash refuses the pipeline cleanly

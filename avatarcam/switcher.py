@@ -1,18 +1,24 @@
 """Switching avatars mid-call, and editing the one on air: the next portrait (or the current one with its
 attribute edits) goes through the preparation chain on a background thread while the current avatar keeps
 playing, and is swapped in whole once ready (packets from then on carry it). Edits are a set that persists
-across switches; with none active the unedited avatar, kept aside, comes back exactly."""
+across switches; with none active the unedited avatar, kept aside, comes back exactly. A new identity (StyleGAN,
+a random seed) is written as a portrait under the user's data folder and switched to the same way; keeping it
+copies that portrait into the avatars folder."""
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
+import shutil
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from avatarcam.avatar import AvatarError, AvatarPreparation
+from avatarcam.avatar import AvatarError, AvatarPreparation, save_image
 from avatarcam.edits.editor import AttributeEditor, EditError, portrait_edit
+from avatarcam.identities.generator import MAX_SEED, IdentityError, IdentityGenerator, as_portrait
+from avatarcam.runtime.paths import data_dir
 from avatarcam.runtime.weights import WeightsError
 from avatarcam.stages import Action
 from avatarcam.types import Avatar
@@ -27,9 +33,12 @@ class AvatarSwitcher:
         edit_names: tuple[str, ...] = (),
         editor: Callable[[], AttributeEditor] | None = None,
         edit_portrait: bool = True,
+        identities: Callable[[], IdentityGenerator] | None = None,
+        keep_folder: Path | None = None,
     ) -> None:
         """`edit_names`: attributes with a toggle action each; `editor` makes the editor on the first toggle.
-        `edit_portrait` False (the face swap, which edits every frame): an edit is only recorded on the avatar."""
+        `edit_portrait` False (the face swap, which edits every frame): an edit is only recorded on the avatar.
+        `identities` makes the identity generator on the first new identity; `keep_folder`: where kept ones go."""
         self.avatar = avatar
         self.paths = paths
         self.prepare = prepare
@@ -39,6 +48,8 @@ class AvatarSwitcher:
         self._make_editor = editor
         self._edit_portrait = edit_portrait
         self._editor: AttributeEditor | None = None
+        self._make_identities, self._identities = identities, None
+        self._keep_folder = keep_folder
         self._index = next((i for i, p in enumerate(paths) if str(p) == avatar.source), 0)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
         self._pending: Future[tuple[Avatar, Avatar, dict[str, float]]] | None = None
@@ -55,7 +66,8 @@ class AvatarSwitcher:
     @property
     def actions(self) -> Mapping[str, Action]:
         switching = {"next_avatar": lambda: self.switch(1), "previous_avatar": lambda: self.switch(-1)}
-        return switching | {f"edit_{name}": partial(self.toggle_edit, name) for name in self._edit_names}
+        identities = {"new_identity": self.new_identity, "keep_identity": self.keep_identity}
+        return switching | identities | {f"edit_{name}": partial(self.toggle_edit, name) for name in self._edit_names}
 
     def switch(self, step: int) -> str | None:
         if not self.paths:
@@ -78,6 +90,38 @@ class AvatarSwitcher:
             return f"{name} off"
         self._start(f"{self._neutral.name} ({', '.join(edits)})", self._neutral.source, edits)
         return None
+
+    def new_identity(self, seed: int | None = None) -> str | None:
+        """Makes a new face (a random seed unless given) and switches to it, edits kept."""
+        if self._pending is not None:
+            return "one moment: an avatar is loading"
+        seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+        self._pending_name, self._pending_edits = f"identity {seed}", dict(self.edits)
+        self._pending = self._loader.submit(self._load_identity, seed, dict(self.edits))
+        return None
+
+    def _load_identity(self, seed: int, edits: dict[str, float]) -> tuple[Avatar, Avatar, dict[str, float]]:
+        if self._identities is None:
+            if self._make_identities is None:
+                raise WeightsError("no identity generator in this build")
+            self._identities = self._make_identities()
+        path = identities_dir() / f"identity_{seed}.png"
+        save_image(path, as_portrait(self._identities.face(seed), self.prepare.size))
+        return self._load(path, edits)
+
+    def keep_identity(self) -> str:
+        """Copies the generated identity on air into the avatars folder, where next/previous find it."""
+        source = Path(self._neutral.source)
+        if source.parent != identities_dir():
+            return "the avatar on air is not a generated identity"
+        if self._keep_folder is None:
+            return "no avatar folder: set avatars_dir to keep identities"
+        self._keep_folder.mkdir(parents=True, exist_ok=True)
+        kept = self._keep_folder / source.name
+        shutil.copyfile(source, kept)
+        if kept not in self.paths:
+            self.paths.append(kept)
+        return f"kept {source.stem} in {self._keep_folder}"
 
     def _start(self, label: str, source: str | Path, edits: dict[str, float]) -> None:
         self._pending, self._pending_name = self._loader.submit(self._load, source, edits), label
@@ -106,9 +150,14 @@ class AvatarSwitcher:
         future, self._pending = self._pending, None
         try:
             self.avatar, self._neutral, self.edits = future.result()
-        except (AvatarError, WeightsError, EditError) as exc:
+        except (AvatarError, WeightsError, EditError, IdentityError) as exc:
             return f"{'edit not made' if self._pending_edits else 'avatar skipped'}: {exc}"
         return f"avatar: {self.avatar.name}" + (f" ({', '.join(self.edits)})" if self.edits else "")
 
     def close(self) -> None:
         self._loader.shutdown(wait=False, cancel_futures=True)
+
+
+def identities_dir() -> Path:
+    """Where new identities' portraits are written (kept ones are copied out of it)."""
+    return data_dir() / "identities"

@@ -132,3 +132,17 @@ def fake_virtualcam() -> Iterator[type[FakeCameraBackend]]:
     finally:
         pyvirtualcam.camera.BACKENDS.pop(FAKE_BACKEND, None)
         FakeCameraBackend.instances = []
+
+
+def small_attribute_cache(shared_data: Path, out: Path, every: int, count: int, monkeypatch) -> Path:
+    """An attribute cache (32²) of `count` real UTKFace faces, every `every`-th by name, in shards small enough
+    that the train, judge and holdout splits each get some."""
+    from avatarcam.train.stargan import data as module
+
+    faces = out / "faces"
+    faces.mkdir(parents=True)
+    for path in sorted((shared_data / "faces" / "utkface").glob("*.jpg"))[::every][:count]:
+        (faces / path.name).symlink_to(path)
+    monkeypatch.setattr(module, "SHARD_FACES", max(1, count // 2))
+    module.build_attribute_cache(faces, out / "cache", size=32, progress=False)
+    return out / "cache"

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import small_attribute_cache
 
 from avatarcam.avatar import read_image
 from avatarcam.cli import main
@@ -246,22 +247,16 @@ def test_the_edits_evaluation_reports_every_figure_the_issue_names(
     """On a small cache of real faces and two portraits (one without a face): judged flips, no-op change,
     identity (where dlib is installed), pixels outside the face, the smile's widening, speed, and the grid."""
     from avatarcam.avatar import default_avatar_path
-    from avatarcam.train.stargan import data as module
     from avatarcam.train.stargan import judge as judge_module
     from avatarcam.train.stargan.evaluate import evaluate_edits
 
-    faces = tmp_path / "faces"
-    faces.mkdir()
-    for path in sorted((shared_data / "faces" / "utkface").glob("*.jpg"))[::151][:40]:
-        (faces / path.name).symlink_to(path)
-    monkeypatch.setattr(module, "SHARD_FACES", 20)
-    module.build_attribute_cache(faces, tmp_path / "cache", size=32, progress=False)
+    cache = small_attribute_cache(shared_data, tmp_path, 151, 40, monkeypatch)
     monkeypatch.setattr(judge_module, "JudgeSettings", partial(judge_module.JudgeSettings, size=32, width=8, epochs=2))
     portraits = tmp_path / "portraits"
     portraits.mkdir()
     (portraits / "default.png").symlink_to(default_avatar_path())
     cv2.imwrite(str(portraits / "blank.png"), np.full((64, 64, 3), 128, np.uint8))
-    report = evaluate_edits(tmp_path / "cache", [portraits], tmp_path / "out", editor_folder, "fp32", progress=False)
+    report = evaluate_edits(cache, [portraits], tmp_path / "out", editor_folder, "fp32", progress=False)
     held, shown = report["heldout"], report["portraits"]
     assert held["faces"] > 0 and set(held["flips"]) == set(ATTRS) and set(held["judge_accuracy"]) == set(ATTRS)
     assert all(0 <= f["rate"] <= 1 for f in held["flips"].values())

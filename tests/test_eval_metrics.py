@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from avatarcam.avatar import default_avatar_path, read_image, square_crop
+from avatarcam.avatar import default_avatar_path, read_image, save_image, square_crop
 from avatarcam.colour import is_greyscale
 from avatarcam.config import AnimatorConfig, Config
 from avatarcam.eval.metrics import (
@@ -35,7 +35,7 @@ from avatarcam.eval.runner import (
     load_portraits,
     worst_cases,
 )
-from avatarcam.eval.sidebyside import save_image, side_by_side
+from avatarcam.eval.sidebyside import side_by_side
 from avatarcam.types import Avatar, Frame
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

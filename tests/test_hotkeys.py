@@ -22,6 +22,8 @@ DEFAULT_ACTIONS = (
     "edit_old",
     "edit_young",
     "edit_female",
+    "new_identity",
+    "keep_identity",
 )
 
 

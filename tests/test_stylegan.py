@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import deterministic_training
+from conftest import deterministic_training, small_attribute_cache
 
 from avatarcam.cli import main
 from avatarcam.identities.generator import (
@@ -175,3 +175,111 @@ def test_identity_new_writes_a_portrait_ready_to_be_an_avatar(trained: Path, tmp
     assert image.shape == (256, 256, 3)
     portrait = as_portrait(np.full((32, 32, 3), 90, np.uint8), 256)
     assert (portrait == 90).all()  # a plain crop on its own border colour: one plain backdrop
+
+
+def test_the_frechet_distance_diversity_and_novelty_against_values_worked_out_by_hand() -> None:
+    from avatarcam.train.stylegan.evaluate import frechet_distance, mean_pairwise_distance, nearest_distances
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 2))
+    # Same Gaussian: ~0. Shifted by (3, 4): the means' squared distance, 25. Scaled by 2: Tr(Σ₁ + 4Σ₁ − 2·2Σ₁) = 2.
+    assert abs(frechet_distance(a, rng.standard_normal((4000, 2)))) < 0.02
+    assert frechet_distance(a, a + [3.0, 4.0]) == pytest.approx(25.0, rel=1e-6)
+    assert frechet_distance(a, 2 * a) == pytest.approx(2.0 * np.trace(np.cov(a, rowvar=False)) / 2, rel=1e-3)
+    points = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
+    assert mean_pairwise_distance(points) == pytest.approx((5 + 1 + np.sqrt(9 + 9)) / 3)
+    np.testing.assert_allclose(nearest_distances(points, np.array([[0.0, 0.0], [3.0, 3.0]])), [0.0, 1.0, 1.0])
+
+
+def test_the_dcgan_baseline_trains_for_the_time_it_is_given(shared_data: Path, tmp_path: Path) -> None:
+    from avatarcam.train.stylegan.dcgan import DCGAN_FILE, DCCritic, DCGenerator, train_dcgan
+
+    assert DCGenerator(64)(torch.randn(2, 100)).shape == (2, 3, 64, 64) and DCCritic(64)(
+        torch.zeros(2, 3, 64, 64)
+    ).shape == (2, 1)
+    with deterministic_training():
+        gen = train_dcgan(_real_faces(shared_data, 32, 32), tmp_path, seconds=2.0, batch=8, progress=False)
+    state = torch.load(tmp_path / DCGAN_FILE, weights_only=False)
+    assert state["steps"] > 0 and state["seconds"] == 2.0
+    assert gen(torch.randn(3, 100)).shape == (3, 3, 32, 32)
+
+
+def test_sample_figures_on_real_faces_and_a_blank(shared_data: Path, demo_frames) -> None:
+    """Real faces as 'samples' (and one blank): found by both detectors, accepted as avatars and animated; a blank
+    is found by neither and lowers each share."""
+    from avatarcam.eval.metrics import IdentityEmbedder
+    from avatarcam.train.stylegan.evaluate import embed, sample_figures
+
+    if not IdentityEmbedder.available():
+        pytest.skip("dlib (the eval extra) is not installed")
+    identity = IdentityEmbedder()
+    faces = [f.permute(1, 2, 0).numpy() for f in _real_faces(shared_data, 6, 64)]
+    training, held_out = embed(identity, faces[3:]), embed(identity, faces[:3])
+    figures = sample_figures(
+        [*faces[:3], np.full((64, 64, 3), 128, np.uint8)], identity, training, held_out, demo_frames[:4]
+    )
+    assert figures["samples"] == 4 and figures["dlib_found"] == 0.75 and figures["mediapipe_found"] == 0.75
+    assert 0 < figures["avatar_accepted"] <= 0.75 and figures["animated_without_error"] == 1.0
+    assert figures["diversity"] > 0.3 and figures["novelty_min"] > 0.3  # three different people
+    assert isinstance(figures["frechet"], float)  # its values: the hand-worked test above
+
+
+def test_identity_eval_reports_both_generators_and_draws_the_mixing_grid(
+    trained: Path, shared_data: Path, talking_video: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from avatarcam.eval.metrics import IdentityEmbedder
+
+    if not IdentityEmbedder.available():
+        pytest.skip("dlib (the eval extra) is not installed")
+    cache = small_attribute_cache(shared_data, tmp_path, 211, 30, monkeypatch)
+    manifest = json.loads((trained / "weights" / "manifest.json").read_text())["files"]
+    assert manifest[SYNTHESIS]["train_seconds"] > 0  # the baseline's budget by default
+    argv = ["identity", "eval", "--cache", str(cache), "--samples", "4", "--weights"]
+    argv += [
+        str(trained / "weights"),
+        "--baseline-seconds",
+        "1",
+        "--driver",
+        str(talking_video),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "out" / "identities_eval.json").read_text())
+    for name in ("stylegan", "dcgan"):
+        assert report[name]["samples"] == 4 and 0 <= report[name]["dlib_found"] <= 1
+    grid = cv2.imread(str(tmp_path / "out" / "mixing.png"))
+    assert grid.shape == (5 * 128, 7 * 128, 3)  # a header row and column of sources, 4 × 6 mixes
+
+
+def test_a_hotkey_makes_a_new_identity_and_another_keeps_it(
+    trained: Path, shared_data: Path, astronaut_face, tmp_path: Path, monkeypatch
+) -> None:
+    """The switcher's side of the two hotkeys. The face is a real one (the 200-step generator's blobs are no
+    face), so that what is tested is the switch: written under the data folder, prepared, swapped in, kept."""
+    from avatarcam.avatar import AvatarPreparation
+    from avatarcam.switcher import AvatarSwitcher, identities_dir
+
+    monkeypatch.setenv("AVATARCAM_DATA", str(tmp_path / "data"))
+    real = cv2.cvtColor(
+        cv2.imread(str(sorted((shared_data / "faces" / "utkface").glob("*.jpg"))[500])), cv2.COLOR_BGR2RGB
+    )
+    monkeypatch.setattr(IdentityGenerator, "face", lambda self, seed, *a, **k: real)
+    make = lambda: IdentityGenerator(folder=trained / "weights")  # noqa: E731
+    avatars = tmp_path / "avatars"
+    switcher = AvatarSwitcher(astronaut_face, [], AvatarPreparation(256), (), None, True, make, avatars)
+    assert {"new_identity", "keep_identity"} <= set(switcher.actions)
+    assert switcher.keep_identity() == "the avatar on air is not a generated identity"
+    assert switcher.new_identity(seed=1234) is None and "loading identity 1234" in switcher.status
+    switcher._pending.result(timeout=60)
+    assert switcher.poll() == "avatar: identity_1234"
+    assert Path(switcher.avatar.source) == identities_dir() / "identity_1234.png"
+    assert switcher.keep_identity() == f"kept identity_1234 in {avatars}"
+    assert (avatars / "identity_1234.png").is_file() and switcher.paths == [avatars / "identity_1234.png"]
+    switcher.close()
+    # No generator shipped: the HUD says so and the avatar stays.
+    bare = AvatarSwitcher(astronaut_face, [], AvatarPreparation(256))
+    bare.new_identity()
+    bare._pending.exception(timeout=60)
+    assert bare.poll() == "avatar skipped: no identity generator in this build" and bare.avatar is astronaut_face
+    bare.close()

@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 from tqdm import tqdm
 
-from avatarcam.avatar import AvatarError, list_avatars, load_avatar, make_avatar, square_crop
+from avatarcam.avatar import AvatarError, list_avatars, load_avatar, make_avatar, save_image, square_crop
 from avatarcam.config import Config
 from avatarcam.eval.metrics import (
     FRAME_SIZE,
@@ -23,7 +23,7 @@ from avatarcam.eval.metrics import (
     format_table,
     score_clip,
 )
-from avatarcam.eval.sidebyside import save_image, side_by_side
+from avatarcam.eval.sidebyside import side_by_side
 from avatarcam.io.sources import read_video
 from avatarcam.stages import Packet
 from avatarcam.stages.animate import AnimateStage

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
@@ -33,11 +31,3 @@ def side_by_side(columns: dict[str, list[np.ndarray]], frame_indices: list[int],
         tiles = [square_crop(frames[i], tile) if 0 <= i < len(frames) else blank for i in frame_indices]
         stacks.append(np.vstack([label_strip(name, tile), *tiles]))
     return np.hstack(stacks)
-
-
-def save_image(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an RGB image as PNG, creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")

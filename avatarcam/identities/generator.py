@@ -48,6 +48,7 @@ class IdentityGenerator:
         self.z_dim, self.num_ws = int(entry["z_dim"]), int(entry["num_ws"])
         self.noise_sizes = [int(s) for s in entry["noise_sizes"]]
         self.levels = {k: tuple(v) for k, v in entry["levels"].items()}
+        self.train_seconds = float(entry.get("train_seconds", 0.0))
         try:
             self._mapping = open_session(mapping, threads)
             self._synthesis = open_session(synthesis, threads)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarcam.avatar import load_avatar, square_crop
+from avatarcam.avatar import load_avatar, save_image, square_crop
 from avatarcam.config import Config
 from avatarcam.eval.metrics import IdentityEmbedder, StaticLandmarks, motion_correlations
-from avatarcam.eval.sidebyside import save_image, side_by_side
+from avatarcam.eval.sidebyside import side_by_side
 from avatarcam.io.sources import read_video
 from avatarcam.render import animate_frames
 from avatarcam.stages.chain import motion_chain

@@ -40,7 +40,7 @@ def load_generator(checkpoint: Path) -> tuple[StyleGenerator, dict]:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     gen = build_generator(state["settings"])
     gen.load_state_dict(state["ema"])
-    return gen.eval(), {**state["settings"], "steps": state["step"]}
+    return gen.eval(), {**state["settings"], "steps": state["step"], "train_seconds": state.get("seconds", 0.0)}
 
 
 def export_stylegan(checkpoint: Path, out: Path, fields: dict) -> dict:
@@ -61,6 +61,7 @@ def export_stylegan(checkpoint: Path, out: Path, fields: dict) -> dict:
         "noise_sizes": gen.synthesis.noise_sizes,
         "levels": level_layers(gen.num_ws),
         "steps": settings["steps"],
+        "train_seconds": round(settings["train_seconds"], 1),
     }
     add_entry(out, MAPPING, inputs={"z": ["batch", gen.z_dim], "truncation": ["batch"]}, **shape, **fields)
     inputs = {"ws": ["batch", gen.num_ws, gen.w_dim]} | {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def train_stylegan(
     r1_ratio = settings.r1_every / (settings.r1_every + 1)  # lazy R1: Adam's rate and momenta rescaled
     g_opt = torch.optim.Adam(gen.parameters(), lr=settings.lr, betas=betas)
     d_opt = torch.optim.Adam(critic.parameters(), lr=settings.lr * r1_ratio, betas=(0.0, 0.99**r1_ratio))
-    step = 0
+    step, seconds = 0, 0.0  # seconds: wall time trained, over every resume (the baseline gets as long)
     if (out / CHECKPOINT).is_file():
         state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
         if state["settings"]["resolution"] != settings.resolution:
@@ -140,7 +141,7 @@ def train_stylegan(
         critic.load_state_dict(state["critic"])
         g_opt.load_state_dict(state["g_opt"])
         d_opt.load_state_dict(state["d_opt"])
-        step = state["step"]
+        step, seconds = state["step"], state.get("seconds", 0.0)
     sampler = Sampler(gen)
     g_net = DistributedDataParallel(sampler) if world > 1 else sampler
     d_net = DistributedDataParallel(critic) if world > 1 else critic
@@ -153,6 +154,7 @@ def train_stylegan(
 
     history: list[dict[str, float]] = []
     bar = tqdm(total=settings.steps, initial=step, desc="stylegan", unit="step", disable=not progress or rank > 0)
+    clock = time.monotonic()
     while step < settings.steps:
         pick = torch.randint(faces.shape[0], (settings.batch,), generator=rng)
         real = faces[pick].float().div(127.5).sub(1).to(device)
@@ -191,8 +193,9 @@ def train_stylegan(
         bar.update(1)
         bar.set_postfix({k: f"{np.mean([h[k] for h in history if k in h]):.3f}" for k in ("d", "g", "r1")})
         if rank == 0 and (step % settings.checkpoint_every == 0 or step == settings.steps):
+            seconds, clock = seconds + time.monotonic() - clock, time.monotonic()
             state = {"generator": gen.state_dict(), "ema": ema.state_dict(), "critic": critic.state_dict()}
-            state |= {"g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict(), "step": step}
+            state |= {"g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict(), "step": step, "seconds": seconds}
             save_atomic({**state, "settings": asdict(settings)}, out / CHECKPOINT)
         if rank == 0 and (step % settings.sample_every == 0 or step == settings.steps):
             write_samples(ema, sample_z, out / "samples" / f"step_{step:06d}.png")

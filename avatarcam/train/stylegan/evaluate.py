@@ -1,0 +1,171 @@
+"""The identity generator's figures (issue targets), each against the DCGAN baseline trained for the same time:
+
+- found: the share of samples (upscaled to EVAL_SIZE) in which dlib and MediaPipe find a face;
+- accepted: the share `make_avatar` takes as an avatar portrait (`as_portrait` at 512²), and whether each accepted
+  one animates with the warp on a real clip without a failed frame;
+- diversity: mean pairwise dlib embedding distance between samples;
+- novelty: each sample's distance to its nearest training face (all must be ≥ NOVELTY);
+- Fréchet distance between the dlib embeddings of the samples and of held-out real faces (a Gaussian fitted to
+  each: ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from scipy import linalg
+
+from avatarcam.avatar import AvatarError, make_avatar
+from avatarcam.config import load_config
+from avatarcam.eval.metrics import IdentityEmbedder
+from avatarcam.identities.generator import IdentityGenerator, as_portrait
+from avatarcam.render import animate_frames, video_frames
+from avatarcam.stages.chain import motion_chain
+from avatarcam.tracking.facemesh import FaceMeshDetector
+from avatarcam.train.common import to_image
+from avatarcam.train.stargan.data import AttributeDataset
+from avatarcam.train.stylegan.dcgan import train_dcgan
+from avatarcam.types import Frame
+
+EVAL_SIZE = 256
+NOVELTY = 0.35
+
+
+def upscaled(face: np.ndarray, size: int = EVAL_SIZE) -> np.ndarray:
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_LANCZOS4)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Between Gaussians fitted to the rows of `a` and of `b`."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b)
+    root = root.real if np.iscomplexobj(root) else root
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
+
+
+def mean_pairwise_distance(embeddings: np.ndarray) -> float:
+    d = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=2)
+    return float(d[np.triu_indices(len(embeddings), 1)].mean())
+
+
+def nearest_distances(samples: np.ndarray, references: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Each sample's distance to its nearest reference."""
+    best = []
+    for i in range(0, len(samples), chunk):
+        d = np.linalg.norm(samples[i : i + chunk, None] - references[None], axis=2)
+        best.append(d.min(axis=1))
+    return np.concatenate(best)
+
+
+def embed(identity: Callable[[np.ndarray], np.ndarray | None], faces: Sequence[np.ndarray]) -> np.ndarray:
+    """dlib embeddings of the faces it finds (upscaled), N_found × 128."""
+    found = [e for e in (identity(upscaled(f)) for f in faces) if e is not None]
+    return np.stack(found) if found else np.zeros((0, 128))
+
+
+def sample_figures(
+    faces: Sequence[np.ndarray],
+    identity: Callable[[np.ndarray], np.ndarray | None],
+    training: np.ndarray,
+    held_out: np.ndarray,
+    driver: Sequence[Frame],
+) -> dict:
+    """The figures of one generator's samples; `training` and `held_out` are dlib embeddings of real faces."""
+    detector = FaceMeshDetector(static=True, max_faces=1)
+    try:
+        mediapipe = float(np.mean([detector(upscaled(f)) is not None for f in faces]))
+    finally:
+        detector.close()
+    embeddings = embed(identity, faces)
+    accepted, animated = 0, 0
+    config = load_config(overrides={"animator.size": 256})
+    for face in faces:
+        try:
+            avatar = make_avatar(as_portrait(face, 512), 256, name="sample")
+        except AvatarError:
+            continue
+        accepted += 1
+        if driver:
+            chain = motion_chain(config)
+            for _ in animate_frames(chain, avatar, driver):
+                pass
+            animated += not chain.errors
+            chain.close()
+    nearest = nearest_distances(embeddings, training) if len(embeddings) and len(training) else np.zeros(0)
+    return {
+        "samples": len(faces),
+        "dlib_found": len(embeddings) / max(len(faces), 1),
+        "mediapipe_found": mediapipe,
+        "avatar_accepted": accepted / max(len(faces), 1),
+        "animated_without_error": animated / max(accepted, 1) if driver else None,
+        "diversity": mean_pairwise_distance(embeddings) if len(embeddings) > 1 else float("nan"),
+        "novelty_min": float(nearest.min()) if nearest.size else float("nan"),
+        "novelty_share": float((nearest >= NOVELTY).mean()) if nearest.size else float("nan"),
+        "frechet": frechet_distance(embeddings, held_out)
+        if len(embeddings) > 2 and len(held_out) > 2
+        else float("nan"),
+    }
+
+
+def mixing_grid(face: Callable[..., np.ndarray], coarse_seeds: Sequence[int], fine_seeds: Sequence[int], path: Path):
+    """Rows: the coarse source; columns: the fine source; each cell takes the coarse layers from its row's seed and
+    everything else (colour, texture) from its column's. The top row and left column are the sources themselves."""
+    tile = lambda f: upscaled(f, 128)  # noqa: E731
+    rows = [[np.full((128, 128, 3), 255, np.uint8)] + [tile(face(s)) for s in fine_seeds]]
+    for coarse in coarse_seeds:
+        rows.append([tile(face(coarse))] + [tile(face(fine, mix_seed=coarse, level="coarse")) for fine in fine_seeds])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([np.concatenate(r, axis=1) for r in rows]), cv2.COLOR_RGB2BGR))
+
+
+def evaluate_identities(
+    cache: Path,
+    driver: Path,
+    out: Path,
+    samples: int = 500,
+    truncation: float = 0.7,
+    weights: Path | None = None,
+    baseline_seconds: float | None = None,
+    driver_frames: int = 16,
+    progress: bool = True,
+) -> dict:
+    """The shipped generator's figures beside a DCGAN trained for as long (its training time from the manifest,
+    or `baseline_seconds`), on `samples` faces each; writes `out/identities_eval.json` and `out/mixing.png`."""
+    if not IdentityEmbedder.available():
+        raise RuntimeError("the identity figures need dlib: pip install -e '.[eval]'")
+    generator = IdentityGenerator(folder=weights)
+    seconds = baseline_seconds if baseline_seconds is not None else generator.train_seconds
+    if not seconds:
+        raise ValueError("these weights do not say how long they trained: give --baseline-seconds")
+    real = torch.cat([AttributeDataset(cache, s).faces(generator.resolution) for s in ("train", "judge")])
+    held = AttributeDataset(cache, "holdout").faces(generator.resolution)
+    identity = IdentityEmbedder()
+    as_rgb = lambda t: [f.permute(1, 2, 0).numpy() for f in t]  # noqa: E731
+    training, held_out = embed(identity, as_rgb(real)), embed(identity, as_rgb(held))
+    frames, _ = video_frames(driver, driver_frames)
+    driven = list(frames)
+    ours = [generator.face(seed, truncation) for seed in range(samples)]
+    baseline = train_dcgan(real, out, seconds, progress=progress)
+    with torch.no_grad():
+        theirs = [
+            to_image(f)
+            for f in baseline(torch.randn(samples, baseline.z_dim, generator=torch.Generator().manual_seed(0)))
+        ]
+    report = {
+        "samples": samples,
+        "truncation": truncation,
+        "baseline_seconds": seconds,
+        "stylegan": sample_figures(ours, identity, training, held_out, driven),
+        "dcgan": sample_figures(theirs, identity, training, held_out, []),
+    }
+    mixing_grid(
+        lambda seed, **kw: generator.face(seed, truncation, **kw), range(4), range(100, 106), out / "mixing.png"
+    )
+    (out / "identities_eval.json").write_text(json.dumps(report, indent=1))
+    return report
