@@ -412,7 +412,8 @@ def cmd_train_stylegan(args: argparse.Namespace) -> int:
 
     settings = preset(args.preset, steps=args.steps, batch=args.batch, threads=args.threads)
     # Every face but the held-out ones (they are the real side of the evaluation's Fréchet distance).
-    faces = torch.cat([AttributeDataset(args.cache, split).faces(settings.resolution) for split in ("train", "judge")])
+    splits = ("train", "judge")
+    faces = torch.cat([AttributeDataset(args.cache, s).faces(settings.resolution, settings.crop) for s in splits])
     losses = train_stylegan(faces, args.out, settings, progress=not args.quiet)
     return _report_losses(args.out, losses)
 

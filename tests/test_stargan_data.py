@@ -202,6 +202,8 @@ def test_the_cache_resumes_and_its_holdout_split_is_stable(utkface: Path, tmp_pa
     raw = train.faces()
     assert raw.dtype == torch.uint8 and torch.equal(raw.float() / 127.5 - 1.0, images)
     assert train.faces(16).shape == (len(train), 3, 16, 16)  # a preset at another size
+    centre = train.faces(centre=0.5)  # the central half of each side, at the cache's own size
+    assert centre.shape == (len(train), 3, 16, 16) and torch.equal(centre, raw[:, :, 8:24, 8:24])
     # Other settings in the same folder are refused, not mixed in.
     with pytest.raises(ValueError, match="other settings.*size"):
         build_attribute_cache(utkface, out, size=64, limit=20, progress=False)

@@ -49,6 +49,7 @@ class IdentityGenerator:
         self.noise_sizes = [int(s) for s in entry["noise_sizes"]]
         self.levels = {k: tuple(v) for k, v in entry["levels"].items()}
         self.train_seconds = float(entry.get("train_seconds", 0.0))
+        self.crop = float(entry.get("crop", 1.0))  # the share of the aligned crop's side its faces show
         try:
             self._mapping = open_session(mapping, threads)
             self._synthesis = open_session(synthesis, threads)

@@ -528,10 +528,15 @@ class AttributeDataset(Dataset):
         picks = np.arange(len(self)) if indices is None else np.asarray(indices, np.int64)
         return self.to_tensor(self.images[picks]), self.labels[picks]
 
-    def faces(self, size: int | None = None) -> torch.Tensor:
+    def faces(self, size: int | None = None, centre: float = 1.0) -> torch.Tensor:
         """The whole split as uint8 N×3×size×size (the cache's own size by default; a preset that trains at
-        another is resized here): a quarter of the floats' memory, for a loop that normalises per batch."""
+        another is resized here): a quarter of the floats' memory, for a loop that normalises per batch. With
+        `centre` < 1 only that central share of each crop's side is kept (before resizing)."""
         images = self.images
-        if size is not None and size != self.size:
+        if centre < 1.0:
+            side = round(centre * self.size)
+            start = (self.size - side) // 2
+            images = images[:, start : start + side, start : start + side]
+        if size is not None and size != images.shape[1]:
             images = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in images])
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

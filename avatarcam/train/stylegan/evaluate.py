@@ -143,8 +143,9 @@ def evaluate_identities(
     seconds = baseline_seconds if baseline_seconds is not None else generator.train_seconds
     if not seconds:
         raise ValueError("these weights do not say how long they trained: give --baseline-seconds")
-    real = torch.cat([AttributeDataset(cache, s).faces(generator.resolution) for s in ("train", "judge")])
-    held = AttributeDataset(cache, "holdout").faces(generator.resolution)
+    size, crop = generator.resolution, generator.crop  # real faces framed as the generator's are
+    real = torch.cat([AttributeDataset(cache, s).faces(size, crop) for s in ("train", "judge")])
+    held = AttributeDataset(cache, "holdout").faces(size, crop)
     identity = IdentityEmbedder()
     as_rgb = lambda t: [f.permute(1, 2, 0).numpy() for f in t]  # noqa: E731
     training, held_out = embed(identity, as_rgb(real)), embed(identity, as_rgb(held))

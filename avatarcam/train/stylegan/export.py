@@ -62,6 +62,7 @@ def export_stylegan(checkpoint: Path, out: Path, fields: dict) -> dict:
         "levels": level_layers(gen.num_ws),
         "steps": settings["steps"],
         "train_seconds": round(settings["train_seconds"], 1),
+        "crop": settings.get("crop", 1.0),
     }
     add_entry(out, MAPPING, inputs={"z": ["batch", gen.z_dim], "truncation": ["batch"]}, **shape, **fields)
     inputs = {"ws": ["batch", gen.num_ws, gen.w_dim]} | {
