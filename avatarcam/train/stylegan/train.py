@@ -4,7 +4,8 @@ Each step: the critic on real faces and on generated ones (the logistic loss; ev
 penalty on real faces, scaled up by the interval as StyleGAN2's lazy regularization does); then the generator
 (non-saturating logistic loss), with two latents mixed at a random layer for `mixing` of the faces (style-mixing
 regularization: neighbouring layers must not rely on each other). The mean w is tracked for truncation and an
-exponential moving average of the generator's weights (half-life `ema_images` faces) is what gets exported. Both
+exponential moving average of the generator's weights (half-life `ema_images` faces, ramped up over the first
+steps as StyleGAN2-ADA does: a twentieth of the faces seen so far) is what gets exported. Both
 networks see the faces through the same differentiable augmentation (shift, colour, cut-out), which keeps a
 critic trained on a few thousand faces from memorising them. Runs under `torchrun` (DDP); rank 0 writes
 checkpoints (atomically) and sample grids; started again on the same folder it resumes.
@@ -31,6 +32,7 @@ from avatarcam.train.augment import augment
 from avatarcam.train.common import pick_preset, save_atomic, start_run, write_grid
 
 CHECKPOINT = "stylegan.pt"
+EMA_RAMPUP = 0.05  # the average's half-life is at most this share of the faces seen so far
 W_AVG_RATE = 0.005  # the mean w moves this far towards each batch's (StyleGAN's tracking)
 SAMPLE_SEEDS = 8  # the grid's fixed latents: the same faces at every step, to watch them form
 
@@ -149,7 +151,6 @@ def train_stylegan(
     g_net = DistributedDataParallel(sampler) if world > 1 else sampler
     d_net = DistributedDataParallel(critic) if world > 1 else critic
     rng = torch.Generator().manual_seed(settings.seed * 1000 + rank * 7919 + step)
-    ema_beta = 0.5 ** (settings.batch * world / settings.ema_images)
     sample_z = torch.randn(SAMPLE_SEEDS, settings.z_dim, generator=torch.Generator().manual_seed(0))
 
     def seen(images: torch.Tensor) -> torch.Tensor:
@@ -186,6 +187,8 @@ def train_stylegan(
         g_loss.backward()
         g_opt.step()
         losses["g"] = float(g_loss.detach())
+        half_life = min(settings.ema_images, EMA_RAMPUP * (step + 1) * settings.batch * world)
+        ema_beta = 0.5 ** (settings.batch * world / half_life)
         with torch.no_grad():
             gen.w_avg.lerp_(w.mean(dim=0), W_AVG_RATE)
             for p_ema, p in zip(ema.parameters(), gen.parameters(), strict=True):
