@@ -14,10 +14,10 @@ import numpy as np
 
 from avatarcam.animators import draws_portrait
 from avatarcam.animators.talking_head.animator import FINETUNE_JOB
-from avatarcam.avatar import AvatarPreparation, default_avatar_path, load_avatar
+from avatarcam.avatar import default_avatar_path, load_avatar
 from avatarcam.config import Config
 from avatarcam.demo import default_demo
-from avatarcam.edits.editor import AttributeEditor, portrait_edit
+from avatarcam.edits.editor import AttributeEditor
 from avatarcam.io.sinks import NullSink
 from avatarcam.io.sources import Source, VideoFileSource
 from avatarcam.pipeline import LivePipeline
@@ -26,6 +26,7 @@ from avatarcam.runtime.background import BackgroundJob
 from avatarcam.stages import Packet
 from avatarcam.stages.chain import Chain, StageTimes, build_stages, motion_chain
 from avatarcam.stages.pipelined import PipelinedChain
+from avatarcam.switcher import with_edits
 from avatarcam.types import Avatar, Frame
 
 
@@ -140,14 +141,9 @@ def bench_live(
 def bench_with_edit(config: Config, seconds: float, driver: str | None, edit: str) -> BenchRow:
     """The live loop on the avatar with attribute `edit` on, as a hotkey leaves it: the portrait edited once (the
     warp, the talking head), or every frame by the edit stage (the face swap)."""
-    edits = {edit: 1.0}
-    source = config.avatar or None
-    if draws_portrait(config.animator.name):
-        editor = AttributeEditor(config.edits.precision, config.edits.threads)
-        avatar = AvatarPreparation(config.animator.size, [portrait_edit(editor, edits)])(source)
-    else:
-        avatar = load_avatar(source, config.animator.size)
-    avatar.edits = edits
+    neutral = load_avatar(config.avatar or None, config.animator.size)
+    editor = AttributeEditor(config.edits.precision, config.edits.threads)
+    avatar = with_edits(neutral, config.animator.size, editor, {edit: 1.0}, draws_portrait(config.animator.name))
     return bench_live(config, seconds, driver, avatar=avatar)
 
 

@@ -317,9 +317,7 @@ def cmd_export_talking_head(args: argparse.Namespace) -> int:
     from avatarcam.train.talking_head.export import calibration_feeds, export_all, load_networks
     from avatarcam.train.talking_head.meta_train import WEIGHTS
 
-    checkpoint = Path(args.run) / WEIGHTS
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no {WEIGHTS} in {args.run}: run `avatarcam train talking-head` first")
+    checkpoint = _run_checkpoint(args.run, WEIGHTS, "talking-head")
     model, _ = load_networks(checkpoint)
     feeds = calibration_feeds(Path(args.cache), model)
     check = export_all(checkpoint, Path(args.out), feeds, {"steps": args.steps_note} if args.steps_note else {})
@@ -366,6 +364,14 @@ def _attribute_faces(cache: str, split: str, size: int):
     return data.faces(size), data.labels, data.attributes
 
 
+def _run_checkpoint(run: str, name: str, command: str) -> Path:
+    """The checkpoint `name` in run folder `run`, or a clear error naming the command that makes it."""
+    checkpoint = Path(run) / name
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no {name} in {run}: run `avatarcam train {command}` first")
+    return checkpoint
+
+
 def _report_losses(out: str, losses: dict[str, float]) -> int:
     """Rank 0 says where a training run is and its last losses."""
     if int(os.environ.get("RANK", "0")) == 0:
@@ -388,15 +394,13 @@ def cmd_train_stargan(args: argparse.Namespace) -> int:
 def cmd_export_stargan(args: argparse.Namespace) -> int:
     from avatarcam.train.stargan.export import export_stargan, load_networks
 
-    checkpoint = Path(args.run) / "stargan.pt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no stargan.pt in {args.run}: run `avatarcam train stargan` first")
+    checkpoint = _run_checkpoint(args.run, "stargan.pt", "stargan")
     *_, size = load_networks(checkpoint)
     faces, labels, _ = _attribute_faces(args.cache, "holdout", size)
     fields = {
         "model": "stargan",
         "data": "../shared/data/faces/utkface (the train split: 7 faces in 10 by a hash of the file name)",
-        "licence": "non-commercial research (UTKFace: non-commercial research)",
+        "licence": UTKFACE_LICENCE,
         "rebuild": REBUILD_STARGAN,
     }
     check = export_stargan(checkpoint, Path(args.out), faces[:64].numpy(), labels[:64].numpy(), fields)
@@ -421,13 +425,11 @@ def cmd_train_stylegan(args: argparse.Namespace) -> int:
 def cmd_export_stylegan(args: argparse.Namespace) -> int:
     from avatarcam.train.stylegan.export import export_stylegan
 
-    checkpoint = Path(args.run) / "stylegan.pt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no stylegan.pt in {args.run}: run `avatarcam train stylegan` first")
+    checkpoint = _run_checkpoint(args.run, "stylegan.pt", "stylegan")
     fields = {
         "model": "stylegan",
         "data": "../shared/data/faces/utkface (all but the held-out split: 9 faces in 10 by a hash of the file name)",
-        "licence": "non-commercial research (UTKFace: non-commercial research)",
+        "licence": UTKFACE_LICENCE,
         "rebuild": REBUILD_STYLEGAN,
     }
     entry = export_stylegan(checkpoint, Path(args.out), fields)
@@ -449,6 +451,7 @@ def cmd_identity_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+UTKFACE_LICENCE = "non-commercial research (UTKFace: non-commercial research)"
 REBUILD_STYLEGAN = (
     "avatarcam train data attributes --faces ../shared/data/faces/utkface --out CACHE && "
     "avatarcam train stylegan --cache CACHE --out RUN && avatarcam export stylegan --run RUN"
@@ -502,12 +505,22 @@ def cmd_export_faceswap(args: argparse.Namespace) -> int:
     return 0
 
 
-def training_options(p: argparse.ArgumentParser, steps: int, batch_help: str) -> None:
-    """What every `train` command takes: total steps (a run resumes up to them), batch, threads, quiet."""
-    p.add_argument("--steps", type=int, default=steps, help=f"total steps (default {steps}; resumes up to them)")
-    p.add_argument("--batch", type=int, default=8, help=batch_help)
+def training_options(p: argparse.ArgumentParser, steps: int | None, batch_help: str, batch: int | None = 8) -> None:
+    """What every `train` command takes: total steps (a run resumes up to them), batch, threads, quiet. Steps
+    and batch None: the preset's."""
+    default = f"default {steps}" if steps is not None else "default: the preset's"
+    p.add_argument("--steps", type=int, default=steps, help=f"total steps ({default}; resumes up to them)")
+    p.add_argument("--batch", type=int, default=batch, help=batch_help)
     p.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def preset_training_options(p: argparse.ArgumentParser) -> None:
+    """A `train` command on the attribute cache with a cpu and a gpu preset (StarGAN, StyleGAN)."""
+    p.add_argument("--cache", required=True, help="cache folder from `avatarcam train data attributes`")
+    p.add_argument("--out", required=True, help="run folder: checkpoint, sample grids")
+    p.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 64² faces; gpu: 128², wider")
+    training_options(p, None, "faces per step (per process; default: the preset's)", batch=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -755,22 +768,10 @@ def build_parser() -> argparse.ArgumentParser:
     training_options(fs, 18000, "faces of each person per step (per process)")
     fs.set_defaults(func=cmd_train_faceswap)
     sg = train_sub.add_parser("stargan", help="attribute edits: StarGAN generator + critic (resumable; torchrun-ready)")
-    sg.add_argument("--cache", required=True, help="cache folder from `avatarcam train data attributes`")
-    sg.add_argument("--out", required=True, help="run folder: checkpoint, sample grids")
-    sg.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 64² faces; gpu: 128², wider")
-    sg.add_argument("--steps", type=int, help="total steps (default: the preset's; resumes up to them)")
-    sg.add_argument("--batch", type=int, help="faces per step (per process; default: the preset's)")
-    sg.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
-    sg.add_argument("--quiet", action="store_true", help="no progress bar")
+    preset_training_options(sg)
     sg.set_defaults(func=cmd_train_stargan)
     sty = train_sub.add_parser("stylegan", help="identities: StyleGAN generator + critic (resumable; torchrun-ready)")
-    sty.add_argument("--cache", required=True, help="cache folder from `avatarcam train data attributes`")
-    sty.add_argument("--out", required=True, help="run folder: checkpoint, sample grids")
-    sty.add_argument("--preset", choices=["cpu", "gpu"], default="cpu", help="cpu: 64² faces; gpu: 128², wider")
-    sty.add_argument("--steps", type=int, help="total steps (default: the preset's; resumes up to them)")
-    sty.add_argument("--batch", type=int, help="faces per step (per process; default: the preset's)")
-    sty.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: default)")
-    sty.add_argument("--quiet", action="store_true", help="no progress bar")
+    preset_training_options(sty)
     sty.set_defaults(func=cmd_train_stylegan)
     return parser
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from avatarcam.avatar import AvatarError, AvatarPreparation, save_image
 from avatarcam.edits.editor import AttributeEditor, EditError, portrait_edit
@@ -22,6 +23,32 @@ from avatarcam.runtime.paths import data_dir
 from avatarcam.runtime.weights import WeightsError
 from avatarcam.stages import Action
 from avatarcam.types import Avatar
+
+Loaded = tuple[Avatar, Avatar, dict[str, float]]  # a finished load: the avatar on air, it without edits, the edits
+T = TypeVar("T")
+
+
+def made(current: T | None, make: Callable[[], T] | None, missing: str) -> T:
+    """`current`, or what `make` makes on first use; a WeightsError saying `missing` when nothing can make it."""
+    if current is not None:
+        return current
+    if make is None:
+        raise WeightsError(missing)
+    return make()
+
+
+def with_edits(
+    neutral: Avatar, size: int, editor: AttributeEditor, edits: dict[str, float], edit_portrait: bool
+) -> Avatar:
+    """`neutral` as the edit hotkeys leave it with `edits` on: its portrait edited and prepared again (for an
+    animator that draws the portrait), or the edits only recorded (the face swap edits every frame). An
+    attribute the editor's weights were not trained on is refused either way."""
+    editor.check(edits)
+    if not edit_portrait:
+        return dataclasses.replace(neutral, edits=edits)
+    edited = AvatarPreparation(size, [portrait_edit(editor, edits)])(neutral.source)
+    edited.edits = edits
+    return edited
 
 
 class AvatarSwitcher:
@@ -52,7 +79,7 @@ class AvatarSwitcher:
         self._keep_folder = keep_folder
         self._index = next((i for i, p in enumerate(paths) if str(p) == avatar.source), 0)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-loader")
-        self._pending: Future[tuple[Avatar, Avatar, dict[str, float]]] | None = None
+        self._pending: Future[Loaded] | None = None
         self._pending_name = ""
         self._pending_edits: dict[str, float] = {}
 
@@ -76,7 +103,7 @@ class AvatarSwitcher:
             return None  # one load at a time; the current avatar keeps playing meanwhile
         self._index = (self._index + step) % len(self.paths)
         path = self.paths[self._index]
-        self._start(path.name, path, dict(self.edits))
+        self._start(path.name, self._load, path, dict(self.edits))
         return None  # the status says "loading …" until it is done
 
     def toggle_edit(self, name: str) -> str | None:
@@ -88,7 +115,7 @@ class AvatarSwitcher:
         if not edits:  # back to the portrait itself, at once and exactly
             self.edits, self.avatar = edits, self._neutral
             return f"{name} off"
-        self._start(f"{self._neutral.name} ({', '.join(edits)})", self._neutral.source, edits)
+        self._start(f"{self._neutral.name} ({', '.join(edits)})", self._load, self._neutral.source, edits)
         return None
 
     def new_identity(self, seed: int | None = None) -> str | None:
@@ -96,15 +123,11 @@ class AvatarSwitcher:
         if self._pending is not None:
             return "one moment: an avatar is loading"
         seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
-        self._pending_name, self._pending_edits = f"identity {seed}", dict(self.edits)
-        self._pending = self._loader.submit(self._load_identity, seed, dict(self.edits))
+        self._start(f"identity {seed}", self._load_identity, seed, dict(self.edits))
         return None
 
-    def _load_identity(self, seed: int, edits: dict[str, float]) -> tuple[Avatar, Avatar, dict[str, float]]:
-        if self._identities is None:
-            if self._make_identities is None:
-                raise WeightsError("no identity generator in this build")
-            self._identities = self._make_identities()
+    def _load_identity(self, seed: int, edits: dict[str, float]) -> Loaded:
+        self._identities = made(self._identities, self._make_identities, "no identity generator in this build")
         path = identities_dir() / f"identity_{seed}.png"
         save_image(path, as_portrait(self._identities.face(seed), self.prepare.size))
         return self._load(path, edits)
@@ -123,25 +146,18 @@ class AvatarSwitcher:
             self.paths.append(kept)
         return f"kept {source.stem} in {self._keep_folder}"
 
-    def _start(self, label: str, source: str | Path, edits: dict[str, float]) -> None:
-        self._pending, self._pending_name = self._loader.submit(self._load, source, edits), label
+    def _start(self, label: str, load: Callable[..., Loaded], source: object, edits: dict[str, float]) -> None:
+        """`load(source, edits)` on the loader thread; `poll` swaps its result in."""
+        self._pending, self._pending_name = self._loader.submit(load, source, edits), label
         self._pending_edits = edits
 
-    def _load(self, source: str | Path, edits: dict[str, float]) -> tuple[Avatar, Avatar, dict[str, float]]:
-        """(the avatar on air, the same without edits, the edits)."""
+    def _load(self, source: str | Path, edits: dict[str, float]) -> Loaded:
         neutral = self.prepare(source) if str(source) != self._neutral.source else self._neutral
         if not edits:
             return neutral, neutral, edits
-        if self._editor is None:
-            if self._make_editor is None:
-                raise WeightsError("no attribute editor in this build")
-            self._editor = self._make_editor()  # loaded here either way: missing weights are said at once
-        self._editor.check(edits)  # an attribute these weights were not trained on is said at once too
-        if not self._edit_portrait:
-            return dataclasses.replace(neutral, edits=edits), neutral, edits
-        edited = AvatarPreparation(self.prepare.size, [portrait_edit(self._editor, edits)])(source)
-        edited.edits = edits
-        return edited, neutral, edits
+        # Loaded here even for the face swap: missing weights are said at once.
+        self._editor = made(self._editor, self._make_editor, "no attribute editor in this build")
+        return with_edits(neutral, self.prepare.size, self._editor, edits, self._edit_portrait), neutral, edits
 
     def poll(self) -> str | None:
         """Swaps in a finished load; returns what to tell the user (None while nothing finished)."""

@@ -40,6 +40,11 @@ def parse_edits(text: str) -> dict[str, float]:
     return edits
 
 
+def to_network(images: np.ndarray) -> np.ndarray:
+    """RGB uint8 N×S×S×3 → float32 N×3×S×S in [-1, 1], as the editor's networks take faces."""
+    return (images.astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2)
+
+
 def face_region(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
     """size×size float32 in [0, 1]: 1 inside the hull of the landmarks (crop pixels), fading to exactly 0 a crop
     pixel before the hull's edge, so that nothing of an edit reaches past the face once pasted back (linear
@@ -104,7 +109,7 @@ class AttributeEditor:
         if not edits:
             return image
         crop, matrix = align_face(image, landmarks, self.size)
-        face = (crop.astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
+        face = to_network(crop[None])
         attributes = self.target(self.attributes_of(face)[0], edits)[None]
         edited, _ = self.translate(face, attributes)
         crop_landmarks = np.asarray(landmarks, np.float64)[:, :2] @ matrix[:, :2].T + matrix[:, 2]

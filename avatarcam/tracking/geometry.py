@@ -116,10 +116,10 @@ def expression_signals(landmarks: np.ndarray) -> dict[str, float]:
     return signals
 
 
-def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """size² uint8 mask (255 inside) of the points' convex hull: for the whole mesh, the face with eyes and mouth
-    (EVAL.md's face hull)."""
-    mask = np.zeros((size, size), np.uint8)
+def face_mask(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """uint8 mask (255 inside) of the points' convex hull, size² or of shape (height, width): for the whole mesh,
+    the face with eyes and mouth (EVAL.md's face hull)."""
+    mask = np.zeros((size, size) if isinstance(size, int) else size, np.uint8)
     hull = cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255)
     return mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +51,19 @@ def pick_preset(presets: Mapping[str, Settings], name: str, **changes: object) -
     if name not in presets:
         raise ValueError(f"unknown preset '{name}' (valid: {', '.join(presets)})")
     return replace(presets[name], **{k: v for k, v in changes.items() if v is not None})
+
+
+def history_means(history: list[dict[str, float]], keys: Iterable[str] | None = None) -> dict[str, float]:
+    """Each loss's mean over the recent steps that logged it (every key any step logged, sorted, by default)."""
+    keys = sorted({k for h in history for k in h}) if keys is None else keys
+    return {k: float(np.mean([h[k] for h in history if k in h])) for k in keys}
+
+
+def end_run(world: int) -> None:
+    """Every process waits for the others, then leaves the process group (torchrun); alone, nothing to do."""
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def save_atomic(obj: dict, path: Path) -> None:

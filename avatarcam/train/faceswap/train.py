@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import distributed as dist
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from avatarcam.animators.faceswap.store import CHECKPOINT, INFO
 from avatarcam.models.faceswap import PRESETS, FaceSwapModel
-from avatarcam.train.common import save_atomic, start_run, write_grid
+from avatarcam.train.common import end_run, save_atomic, start_run, write_grid
 from avatarcam.train.faceswap.faceset import FaceSet, FaceSetError
 
 log = logging.getLogger(__name__)
@@ -135,9 +134,7 @@ def train_faceswap(
     if rank == 0:
         info = {"size": settings.size, "steps": step, "a": str(a_dir), "b": str(b_dir), "faces": [len(a), len(b)]}
         (out / INFO).write_text(json.dumps({**info, "losses": losses}, indent=1))
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    end_run(world)
     return losses
 
 

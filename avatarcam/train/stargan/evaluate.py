@@ -23,12 +23,14 @@ import cv2
 import numpy as np
 import torch
 
-from avatarcam.avatar import IMAGE_SUFFIXES, AvatarPreparation, default_avatar_path, read_image
+from avatarcam.avatar import AvatarPreparation, default_avatar_path, read_image
 from avatarcam.edits.align import align_face
-from avatarcam.edits.editor import AttributeEditor, portrait_edit
+from avatarcam.edits.editor import AttributeEditor, portrait_edit, to_network
+from avatarcam.eval.contact_sheet import expand_portraits
 from avatarcam.eval.metrics import IdentityEmbedder
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import FaceMeshDetector, largest_face
+from avatarcam.tracking.geometry import face_mask
 from avatarcam.train.common import write_grid
 from avatarcam.train.stargan.data import AttributeDataset
 from avatarcam.train.stargan.judge import (
@@ -44,12 +46,6 @@ SMILE_WIDENING = 0.03
 GRID_SIZE = 128
 
 
-def _hull_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points[:, :2]).astype(np.int32)), 1)
-    return mask.astype(bool)
-
-
 def mouth_ratio(landmarks: np.ndarray) -> float:
     """Mouth-corner distance over the distance between the eyes' centres."""
     xy = np.asarray(landmarks)[:, :2]
@@ -58,28 +54,28 @@ def mouth_ratio(landmarks: np.ndarray) -> float:
     return float(mouth / eyes)
 
 
-def _to_net(images: np.ndarray) -> np.ndarray:
-    """uint8 N×S×S×3 → float32 N×3×S×S in [-1, 1]."""
-    return (images.astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2)
-
-
 def _flip_success(probs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     return (probs[:, k] >= 0.5) == (targets[:, k] >= 0.5)
+
+
+def _translated(editor: AttributeEditor, faces: np.ndarray, attributes: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The generator's edited faces for many faces, a batch at a time."""
+    return np.concatenate(
+        [editor.translate(faces[i : i + batch], attributes[i : i + batch])[0] for i in range(0, len(faces), batch)]
+    )
 
 
 def heldout_figures(editor: AttributeEditor, data: AttributeDataset, judge, judge_size: int) -> dict:
     attributes = editor.attributes
     size = editor.size
     crops = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in data.images])
-    faces = _to_net(crops)
+    faces = to_network(crops)
     labels = data.labels.numpy()
     landmarks = data.landmarks * (size / data.size)
     flips = {}
     for k, target in enumerate(single_flips(torch.from_numpy(labels), attributes)):
         target = target.numpy()
-        edited = np.concatenate(
-            [editor.translate(faces[i : i + 64], target[i : i + 64])[0] for i in range(0, len(faces), 64)]
-        )
+        edited = _translated(editor, faces, target)
         probs = judge_probabilities(judge, judge_size, torch.from_numpy(edited))
         ok = _flip_success(probs, target, k)
         adds = target[:, k] >= 0.5
@@ -88,10 +84,8 @@ def heldout_figures(editor: AttributeEditor, data: AttributeDataset, judge, judg
             "add": float(ok[adds].mean()) if adds.any() else float("nan"),
             "remove": float(ok[~adds].mean()) if (~adds).any() else float("nan"),
         }
-    kept = np.concatenate(
-        [editor.translate(faces[i : i + 64], labels[i : i + 64])[0] for i in range(0, len(faces), 64)]
-    )
-    regions = np.stack([_hull_mask(lm, (size, size)) for lm in landmarks])
+    kept = _translated(editor, faces, labels)
+    regions = np.stack([face_mask(lm, size) > 0 for lm in landmarks])
     noop = np.abs(kept - faces).mean(axis=1) / 2  # [0, 1] units
     judged = judge_probabilities(judge, judge_size, torch.from_numpy(faces))
     return {
@@ -120,24 +114,23 @@ def portrait_figures(
                 continue
             landmarks = largest_face(faces)
             crop, _ = align_face(image, landmarks, editor.size)
-            own = editor.attributes_of(_to_net(crop[None]))[0]
-            region = _hull_mask(landmarks, image.shape[:2])
-            own_judged = judge_probabilities(judge, judge_size, torch.from_numpy(_to_net(crop[None])))[0]
-            row = [cv2.resize(align_face(image, landmarks, GRID_SIZE)[0], (GRID_SIZE,) * 2)]
+            own = editor.attributes_of(to_network(crop[None]))[0]
+            region = face_mask(landmarks, image.shape[:2]) > 0
+            own_judged = judge_probabilities(judge, judge_size, torch.from_numpy(to_network(crop[None])))[0]
+            row = [align_face(image, landmarks, GRID_SIZE)[0]]
+            own_identity = identity(image) if identity is not None else None
             said = {}
             for k, name in enumerate(attributes):
                 value = 0.0 if own[k] >= 0.5 else 1.0
                 edited = editor.edit(image, landmarks, {name: value})
                 edited_crop, _ = align_face(edited, landmarks, editor.size)
-                prob = judge_probabilities(judge, judge_size, torch.from_numpy(_to_net(edited_crop[None])))[0, k]
+                prob = judge_probabilities(judge, judge_size, torch.from_numpy(to_network(edited_crop[None])))[0, k]
                 flips[name].append(bool((prob >= 0.5) == (value >= 0.5)))
                 said[f"{name}={value:g}"] = round(float(prob), 3)
                 delta = np.abs(edited.astype(np.int16) - image.astype(np.int16)).mean(axis=2)
                 outside.append(float(delta[~region].mean()))
-                if identity is not None:
-                    a, b = identity(image), identity(edited)
-                    if a is not None and b is not None:
-                        distances[name].append(float(np.linalg.norm(a - b)))
+                if own_identity is not None and (theirs := identity(edited)) is not None:
+                    distances[name].append(float(np.linalg.norm(own_identity - theirs)))
                 if name == "smiling" and value == 1.0 and own_judged[k] < 0.5:
                     found = detector.all_faces(edited)
                     if found:
@@ -148,7 +141,7 @@ def portrait_figures(
     finally:
         detector.close()
     if rows:
-        columns = [torch.from_numpy(_to_net(np.stack(col))) for col in zip(*rows, strict=True)]
+        columns = [torch.from_numpy(to_network(np.stack(col))) for col in zip(*rows, strict=True)]
         write_grid(grid_path, columns, rows=len(rows))
     return {
         "portraits": len(rows),
@@ -201,17 +194,6 @@ def speed_figures(editor: AttributeEditor, repeats: int = 3) -> dict:
     }
 
 
-def portrait_files(paths: list[Path]) -> list[Path]:
-    """Image files, folders expanded (sorted)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            found.append(path)
-    return found
-
-
 def evaluate_edits(
     cache: Path,
     portraits: list[Path],
@@ -239,7 +221,7 @@ def evaluate_edits(
         "size": editor.size,
         "heldout": heldout_figures(editor, AttributeDataset(cache, "holdout"), judge, judge_size),
         "portraits": portrait_figures(
-            editor, portrait_files(portraits), judge, judge_size, identity, out / "edits_grid.png"
+            editor, expand_portraits(portraits), judge, judge_size, identity, out / "edits_grid.png"
         ),
         "speed": {**speed_figures(editor), "editor_load_s": editor_load_s},
     }

@@ -14,16 +14,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from avatarcam.edits.editor import EXCLUSIVE
 from avatarcam.models.stargan import Discriminator, Generator
 from avatarcam.train.augment import augment
-from avatarcam.train.common import pick_preset, save_atomic, start_run, write_grid
+from avatarcam.train.common import end_run, history_means, pick_preset, save_atomic, start_run, write_grid
 from avatarcam.train.stargan.losses import (
     LossWeights,
     attention_loss,
@@ -175,7 +173,7 @@ def train_stargan(
         step += 1
         history = [*history[-49:], losses]
         bar.update(1)
-        bar.set_postfix({k: f"{np.mean([h[k] for h in history if k in h]):.3f}" for k in ("d_cls", "g_cls", "g_rec")})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in history_means(history, ("d_cls", "g_cls", "g_rec")).items()})
         if rank == 0 and (step % settings.checkpoint_every == 0 or step == settings.steps):
             state = {"generator": gen.state_dict(), "critic": critic.state_dict(), "g_opt": g_opt.state_dict()}
             state |= {"d_opt": d_opt.state_dict(), "step": step, "attributes": list(attributes)}
@@ -183,14 +181,11 @@ def train_stargan(
         if rank == 0 and samples is not None and (step % settings.sample_every == 0 or step == settings.steps):
             write_samples(gen, *samples, attributes, out / "samples" / f"step_{step:06d}.png")
     bar.close()
-    keys = {k for h in history for k in h}
-    result = {k: float(np.mean([h[k] for h in history if k in h])) for k in sorted(keys)}
+    result = history_means(history)
     if rank == 0:
         info = {"steps": step, "attributes": list(attributes), "settings": asdict(settings), "losses": result}
         (out / "info.json").write_text(json.dumps(info, indent=1))
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    end_run(world)
     return result
 
 

@@ -84,7 +84,7 @@ def sample_figures(
         detector.close()
     embeddings = embed(identity, faces)
     accepted, animated = 0, 0
-    config = load_config(overrides={"animator.size": 256})
+    chain = motion_chain(load_config(overrides={"animator.size": 256}))  # one chain: it prepares each avatar
     for face in faces:
         try:
             avatar = make_avatar(as_portrait(face, 512), 256, name="sample")
@@ -92,11 +92,11 @@ def sample_figures(
             continue
         accepted += 1
         if driver:
-            chain = motion_chain(config)
+            failed_before = sum(chain.errors.values())
             for _ in animate_frames(chain, avatar, driver):
                 pass
-            animated += not chain.errors
-            chain.close()
+            animated += sum(chain.errors.values()) == failed_before
+    chain.close()
     nearest = nearest_distances(embeddings, training) if len(embeddings) and len(training) else np.zeros(0)
     return {
         "samples": len(faces),

@@ -19,17 +19,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from avatarcam.models.stylegan import StyleCritic, StyleGenerator, mix
 from avatarcam.train.augment import augment
-from avatarcam.train.common import pick_preset, save_atomic, start_run, write_grid
+from avatarcam.train.common import end_run, history_means, pick_preset, save_atomic, start_run, write_grid
 
 CHECKPOINT = "stylegan.pt"
 EMA_RAMPUP = 0.05  # the average's half-life is at most this share of the faces seen so far
@@ -197,7 +195,7 @@ def train_stylegan(
         step += 1
         history = [*history[-49:], losses]
         bar.update(1)
-        bar.set_postfix({k: f"{np.mean([h[k] for h in history if k in h]):.3f}" for k in ("d", "g", "r1")})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in history_means(history, ("d", "g", "r1")).items()})
         if rank == 0 and (step % settings.checkpoint_every == 0 or step == settings.steps):
             seconds, clock = seconds + time.monotonic() - clock, time.monotonic()
             state = {"generator": gen.state_dict(), "ema": ema.state_dict(), "critic": critic.state_dict()}
@@ -206,14 +204,11 @@ def train_stylegan(
         if rank == 0 and (step % settings.sample_every == 0 or step == settings.steps):
             write_samples(ema, sample_z, out / "samples" / f"step_{step:06d}.png")
     bar.close()
-    keys = {k for h in history for k in h}
-    result = {k: float(np.mean([h[k] for h in history if k in h])) for k in sorted(keys)}
+    result = history_means(history)
     if rank == 0:
         info = {"steps": step, "settings": asdict(settings), "losses": result}
         (out / "info.json").write_text(json.dumps(info, indent=1))
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    end_run(world)
     return result
 
 

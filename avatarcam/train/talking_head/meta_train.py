@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from avatarcam.models.talking_head import ProjectionDiscriminator, TalkingHead
-from avatarcam.train.common import save_atomic, start_run, write_grid
+from avatarcam.train.common import end_run, save_atomic, start_run, write_grid
 from avatarcam.train.talking_head.episodes import EpisodeSet
 from avatarcam.train.talking_head.losses import LossWeights, discriminator_step, generator_loss
 
@@ -129,7 +128,5 @@ def train(cache_dir: str | Path, out_dir: str | Path, settings: TrainSettings | 
     bar.close()
     if rank == 0:
         save_atomic(export_weights(model, disc, data.names, settings), out / WEIGHTS)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    end_run(world)
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
