@@ -14,12 +14,14 @@ import numpy as np
 
 from avatarcam.animators import draws_portrait
 from avatarcam.animators.talking_head.animator import FINETUNE_JOB
+from avatarcam.audio.engine import use_backend
+from avatarcam.audio.simulated import SimulatedSoundCard, voiced_syllables
 from avatarcam.avatar import default_avatar_path, load_avatar
 from avatarcam.config import Config
 from avatarcam.demo import default_demo
 from avatarcam.edits.editor import AttributeEditor
 from avatarcam.io.sinks import NullSink
-from avatarcam.io.sources import Source, VideoFileSource
+from avatarcam.io.sources import NoCameraSource, Source, VideoFileSource
 from avatarcam.pipeline import LivePipeline
 from avatarcam.render import animate_frames, video_frames
 from avatarcam.runtime.background import BackgroundJob
@@ -110,13 +112,17 @@ def _through(runner: Chain | PipelinedChain, avatar: Avatar, frames: list[Frame]
 
 
 def bench_live(
-    config: Config, seconds: float, driver: str | None, finetune: bool = False, avatar: Avatar | None = None
+    config: Config,
+    seconds: float,
+    driver: str | None,
+    source: Source | None = None,
+    avatar: Avatar | None = None,
+    key: str = "",
+    label: str = "",
 ) -> BenchRow:
-    source: Source
-    if driver:
-        source = VideoFileSource(driver, loop=True, realtime=True)
-    else:
-        source = default_demo(fps=config.output.fps)
+    """The live loop for `seconds` on the driver video (default: demo motion), or on `source`."""
+    if source is None:
+        source = VideoFileSource(driver, loop=True, realtime=True) if driver else default_demo(fps=config.output.fps)
     avatar = avatar or load_avatar(config.avatar or None, config.animator.size)
     pipeline = LivePipeline(config, source, NullSink(), avatar)
     stats = pipeline.run(max_seconds=seconds)
@@ -125,16 +131,13 @@ def bench_live(
     lat = np.asarray(stats.latencies_ms)[15:]  # skip start-up
     mode = "pipelined" if config.chain.pipelined else "sequential"
     out = config.output
-    what = f"live {config.animator.size}² → {out.width}×{out.height}, {mode}"
-    key = "live-finetune" if finetune else "live-edit" if avatar.edits else f"live-{mode}"
+    what = f"live {config.animator.size}² → {out.width}×{out.height}, {mode}" + (f", {label}" if label else "")
     return BenchRow(
-        what
-        + (", fine-tune running" if finetune else "")
-        + (f", edit {', '.join(avatar.edits)}" if avatar.edits else ""),
+        what,
         pipeline.times.summary(),
         stats.fps,
         (float(np.percentile(lat, 50)), float(np.percentile(lat, 95))) if lat.size else None,
-        key,
+        key or f"live-{mode}",
     )
 
 
@@ -144,7 +147,30 @@ def bench_with_edit(config: Config, seconds: float, driver: str | None, edit: st
     neutral = load_avatar(config.avatar or None, config.animator.size)
     editor = AttributeEditor(config.edits.precision, config.edits.threads)
     avatar = with_edits(neutral, config.animator.size, editor, {edit: 1.0}, draws_portrait(config.animator.name))
-    return bench_live(config, seconds, driver, avatar=avatar)
+    return bench_live(config, seconds, driver, avatar=avatar, key="live-edit", label=f"edit {edit}")
+
+
+def bench_with_audio(config: Config, seconds: float, driver: str | None, voice_only: bool) -> BenchRow:
+    """The live loop with sound on (a simulated card: a voice-like microphone, a loopback output), the voice
+    passed through delayed; `voice_only`: no camera, the voice drives the mouth on every frame."""
+    config = replace(config, audio=replace(config.audio, enabled=True))
+    card = SimulatedSoundCard(voiced_syllables(seconds + 10.0))
+    card.run_in_real_time()
+    try:
+        with use_backend(card):
+            if not voice_only:
+                return bench_live(config, seconds, driver, key="live-audio", label="audio on")
+            config = replace(config, source=replace(config.source, kind="audio"))
+            return bench_live(
+                config,
+                seconds,
+                None,
+                NoCameraSource(config.output.fps),
+                key="live-voice",
+                label="no camera, the voice drives the mouth",
+            )
+    finally:
+        card.stop()
 
 
 def bench_with_finetune(config: Config, seconds: float, driver: str | None) -> BenchRow:
@@ -153,7 +179,7 @@ def bench_with_finetune(config: Config, seconds: float, driver: str | None) -> B
     job = BackgroundJob(FINETUNE_JOB, [avatar, "--steps", "100000"])
     try:
         time.sleep(3.0)  # past its start-up, into training
-        return bench_live(config, seconds, driver, finetune=True)
+        return bench_live(config, seconds, driver, key="live-finetune", label="fine-tune running")
     finally:
         job.kill()
 
@@ -166,6 +192,7 @@ def run_bench(
     driver: str | None,
     background: bool = False,
     edit: str | None = None,
+    audio: bool = False,
 ) -> list[BenchRow]:
     # The animator's own background fine-tune stays off: the fine-tune row starts one on purpose.
     talking_head = replace(config.animator.talking_head, finetune=False)
@@ -185,11 +212,13 @@ def run_bench(
             rows.append(bench_with_finetune(config, live_seconds, driver))
         if edit:
             rows.append(bench_with_edit(config, live_seconds, driver, edit))
+        if audio:
+            rows += [bench_with_audio(config, live_seconds, driver, voice_only) for voice_only in (False, True)]
     return rows
 
 
 def format_rows(rows: list[BenchRow]) -> str:
-    order = ["track", "retarget", "animate", "draw", "edit", "compose", "mirror"]
+    order = ["track", "retarget", "voice", "animate", "draw", "edit", "compose", "mirror", "audio"]
     stages = sorted({s for r in rows for s in r.stages}, key=lambda s: order.index(s) if s in order else len(order))
     head = "| run | " + " | ".join(f"{s} ms (p50 / p95)" for s in stages) + " | fps | capture→send ms (p50 / p95) |"
     lines = [head, "|" + "---|" * (len(stages) + 3)]
@@ -216,4 +245,10 @@ def ratios(rows: list[BenchRow]) -> list[str]:
     edited = by.get("live-edit")
     if edited and live_pipe:
         said.append(f"live fps with an attribute edit on: {edited.fps / live_pipe.fps:.0%} of without")
+    for key in ("live-audio", "live-voice"):
+        row = by.get(key)
+        if row:
+            cost = sum(row.stages.get(s, (0.0, 0.0))[0] for s in ("voice", "audio"))
+            worst = sum(row.stages.get(s, (0.0, 0.0))[1] for s in ("voice", "audio"))
+            said.append(f"{row.what}: the voice and audio stages cost {cost:.3f} ms a frame (p95 {worst:.3f})")
     return said

@@ -75,11 +75,15 @@ def _run_flags(args: argparse.Namespace) -> dict[str, object]:
         flags["output.monitor"] = False
     if args.sequential:
         flags["chain.pipelined"] = False
+    if args.audio:
+        flags["audio.enabled"] = True
+    flags |= {"audio.input": args.audio_input, "audio.output": args.audio_output}
     return flags
 
 
 @_signals_stop()
 def cmd_run(args: argparse.Namespace) -> int:
+    from avatarcam.audio.engine import running_engine
     from avatarcam.avatar import list_avatars, load_avatar
     from avatarcam.devices import open_monitor, open_sink, open_source
     from avatarcam.hotkeys import Hotkeys
@@ -107,6 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     hotkeys = Hotkeys(config.hotkeys)
     print(hotkeys.start(config.hotkeys.global_keys and not args.no_global_hotkeys))
     pipeline = LivePipeline(config, source, sink, avatar, paths, hotkeys, monitor)
+    if (sound := running_engine()) is not None:
+        print(sound.said)
     print("running: Ctrl+C (or the quit hotkey) to stop")
     try:
         stats = pipeline.run(max_seconds=args.seconds)
@@ -147,7 +153,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = _config(args)
     rows = run_bench(
-        config, args.sizes, args.frames, args.live_seconds, args.driver, args.with_finetune, args.with_edit
+        config,
+        args.sizes,
+        args.frames,
+        args.live_seconds,
+        args.driver,
+        args.with_finetune,
+        args.with_edit,
+        args.with_audio,
     )
     print(f"machine: {machine()}, animator {config.animator.name}")
     print(format_rows(rows))
@@ -549,13 +562,22 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="live: webcam → avatar → virtual camera (default command)")
     common(run)
     run.add_argument("--avatars-dir", help="folder of portraits for the next/previous hotkeys")
-    run.add_argument("--source", choices=["auto", "camera", "file", "demo"], help="driver (default: auto)")
+    run.add_argument(
+        "--source",
+        choices=["auto", "camera", "file", "demo", "audio"],
+        help="driver (default: auto); audio: no camera, the voice moves the mouth",
+    )
     run.add_argument("--camera", type=int, help="camera index")
     run.add_argument("--video", help="drive from a video file instead of the camera")
     run.add_argument("--sink", choices=["auto", "virtual", "preview", "file", "null"], help="output")
     run.add_argument("--out", help="record the output to this mp4")
     run.add_argument("--seconds", type=float, help="stop after this long")
     run.add_argument("--sequential", action="store_true", help="run the stages in turn on one thread")
+    run.add_argument(
+        "--audio", action="store_true", help="pass the microphone to the call, delayed to meet the avatar (README)"
+    )
+    run.add_argument("--audio-input", help="microphone: a device number or part of its name (default: the system's)")
+    run.add_argument("--audio-output", help="where the call listens (default: the loopback device found)")
     run.add_argument("--no-global-hotkeys", action="store_true", help="only the preview window's keys")
     run.add_argument(
         "--no-monitor", action="store_true", help="no preview window (with the HUD) beside the virtual camera or file"
@@ -581,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--with-finetune", action="store_true", help="also the live run with a talking-head fine-tune in the background"
     )
     bench.add_argument("--with-edit", metavar="ATTRIBUTE", help="also the live run with this attribute edit on")
+    bench.add_argument(
+        "--with-audio", action="store_true", help="also the live runs with sound on (a simulated sound card)"
+    )
     bench.set_defaults(func=cmd_bench)
 
     doctor = sub.add_parser("doctor", help="check camera, virtual camera, audio, GPU")

@@ -25,7 +25,7 @@ def choices(values: tuple[str, ...] | str, default: str) -> Any:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    kind: str = choices("source", "auto")  # auto (camera, else demo) | camera | file | demo
+    kind: str = choices("source", "auto")  # auto (camera, else demo) | camera | file | demo | audio (voice only)
     camera: int = 0  # camera index
     path: str = ""  # video file for kind=file
     width: int = 640
@@ -125,6 +125,25 @@ class EditsConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """The microphone (`run --audio`): played into a loopback device delayed to meet the avatar, and driving the
+    avatar's mouth while no face is tracked (`--source audio`: no camera at all)."""
+
+    enabled: bool = False  # --audio: pass the voice through to the call, delayed to match the video
+    input: str = ""  # microphone: a device number or part of its name ("" the system default)
+    output: str = "auto"  # where the call listens: a device number or name; auto: the loopback device found
+    sample_rate: int = 48000
+    block_ms: float = 10.0  # callback size: the delay can be no shorter than one block
+    offset_ms: float = 0.0  # added to the measured video latency (the camera's and the call's own delays)
+    step_ms: float = 10.0  # what each of the audio_later / audio_earlier hotkeys adds
+    max_delay_ms: float = 1500.0
+    fade_ms: float = 50.0  # crossfade of each delay change
+    vad: str = choices(("silero", "energy"), "silero")
+    voice_mouth: bool = True  # the voice opens the mouth while the face is lost
+    blend_seconds: float = 0.3  # voice ↔ tracking hand-over
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     sink: str = choices("sink", "auto")  # auto (virtual cam, else preview, else file) | virtual | preview | file | null
     width: int = 960
@@ -141,7 +160,8 @@ class ChainConfig:
     """The frame path: stage names from the stage registry, in order (the sink comes last, always)."""
 
     stages: tuple[str, ...] = field(
-        default=("track", "retarget", "animate", "draw", "edit", "compose", "mirror"), metadata={"choices": "stage"}
+        default=("track", "retarget", "voice", "animate", "draw", "edit", "compose", "mirror", "audio"),
+        metadata={"choices": "stage"},
     )
     # Live runs: the stages run on their own threads, split after these stages, joined by queues of one that drop
     # the oldest (tracking frame t+1 while frame t is planned and frame t-1 drawn). False: one thread, in turn.
@@ -169,6 +189,8 @@ class HotkeyConfig:
             "edit_female": ("<ctrl>+<alt>+4", "4"),
             "new_identity": ("<ctrl>+<alt>+i", "i"),
             "keep_identity": ("<ctrl>+<alt>+k", "k"),
+            "audio_later": ("<ctrl>+<alt>+.", "."),
+            "audio_earlier": ("<ctrl>+<alt>+,", ","),
         }
     )
 
@@ -183,6 +205,7 @@ class Config:
     animator: AnimatorConfig = field(default_factory=AnimatorConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     edits: EditsConfig = field(default_factory=EditsConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
 

@@ -15,14 +15,9 @@ import numpy as np
 from avatarcam.animators.warp import WarpAnimator
 from avatarcam.avatar import load_avatar
 from avatarcam.config import AnimatorConfig, Config, WarpConfig
-from avatarcam.tracking import topology as T
+from avatarcam.motion.expressions import close_eyes, open_mouth, smile
 from avatarcam.tracking.geometry import from_canonical, rotation_from_euler, to_canonical
 from avatarcam.types import Avatar, Frame, Motion, now_ns
-
-LOWER_LIP = [146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324]
-UPPER_LIDS = [246, 161, 160, 159, 158, 157, 173, 466, 388, 387, 386, 385, 384, 398]
-LOWER_LIDS = [7, 163, 144, 145, 153, 154, 155, 249, 390, 373, 374, 380, 381, 382]
-
 
 SCRIPT_SECONDS = 12.0  # the script loops
 
@@ -44,17 +39,9 @@ def scripted_motion(avatar: Avatar, shape: np.ndarray, t: float) -> Motion:
     """The avatar (canonical shape `shape`) doing the script at time t: its own face, posed and expressive."""
     s = script(t)
     shape = shape.copy()
-    chin_y, corner_y = shape[T.CHIN, 1], shape[[T.MOUTH_RIGHT, T.MOUTH_LEFT], 1].mean()
-    jaw = np.clip((shape[:, 1] - corner_y) / (chin_y - corner_y), 0, 1)
-    jaw[LOWER_LIP] = 1.0
-    below = (np.abs(shape[:, 0]) < 0.9) & (shape[:, 1] > corner_y - 0.02)
-    shape[below, 1] += 0.2 * s["mouth"] * jaw[below]
-    lids = shape[LOWER_LIDS, 1] - shape[UPPER_LIDS, 1]
-    shape[UPPER_LIDS, 1] += 0.9 * s["blink"] * lids
-    for corner, side in ((T.MOUTH_RIGHT, -1), (T.MOUTH_LEFT, 1)):
-        near = np.linalg.norm(shape[:, :2] - shape[corner, :2], axis=1) < 0.12
-        shape[near, 0] += side * 0.06 * s["smile"]
-        shape[near, 1] -= 0.06 * s["smile"]
+    open_mouth(shape, s["mouth"])
+    close_eyes(shape, s["blink"])
+    smile(shape, s["smile"])
     face = avatar.face
     rot = rotation_from_euler(s["yaw"], s["pitch"], s["roll"]) @ face.rotation
     landmarks = from_canonical(shape, face.scale, rot, face.translation).astype(np.float32)

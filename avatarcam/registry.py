@@ -49,6 +49,7 @@ SOURCES = Registry(
         "camera": "avatarcam.io.sources:CameraSource.from_config",
         "file": "avatarcam.io.sources:VideoFileSource.from_config",
         "demo": "avatarcam.demo:DemoSource.from_config",
+        "audio": "avatarcam.io.sources:NoCameraSource.from_config",
     },
 )
 SINKS = Registry(
@@ -78,6 +79,8 @@ STAGES = Registry(
         "edit": "avatarcam.stages.edit:EditStage",
         "compose": "avatarcam.stages.compose:ComposeStage",
         "mirror": "avatarcam.stages.mirror:MirrorStage",
+        "voice": "avatarcam.stages.voice:VoiceStage",
+        "audio": "avatarcam.stages.audio:AudioStage",
     },
 )
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from avatarcam.motion import expressions
 from avatarcam.motion.retarget import EYE_LIDS
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import canonical_face, from_canonical, rotation_from_euler, to_canonical
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Face
-
-# Points that drop with the jaw, as in the demo motion: lower lip (inner and outer) and everything below the
-# mouth corners, weighted from 0 at the corners to 1 at the chin.
-LOWER_LIP = [146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324]
 
 
 def shape_of(face: Face) -> np.ndarray:
@@ -28,12 +25,7 @@ def with_shape(face: Face, shape: np.ndarray) -> Face:
 def open_mouth(face: Face, amount: float) -> Face:
     """The jaw dropped by `amount` canonical units (≈ inter-ocular distances)."""
     shape = shape_of(face)
-    chin_y = shape[T.CHIN, 1]
-    corner_y = shape[[T.MOUTH_RIGHT, T.MOUTH_LEFT], 1].mean()
-    jaw = np.clip((shape[:, 1] - corner_y) / (chin_y - corner_y), 0, 1)
-    jaw[LOWER_LIP] = 1.0
-    below = (np.abs(shape[:, 0]) < 0.9) & (shape[:, 1] > corner_y - 0.02)
-    shape[below, 1] += amount * jaw[below]
+    expressions.open_mouth(shape, amount / expressions.JAW_DROP)
     return with_shape(face, shape)
 
 

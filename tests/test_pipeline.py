@@ -161,7 +161,7 @@ def test_demo_motion_through_the_pipeline_into_the_virtual_camera(
     assert sum(diff(a, b) > 0.05 for a, b in zip(centre, centre[1:], strict=False)) >= 25  # frame after frame
     assert len(stats.latencies_ms) == 30 and min(stats.latencies_ms) >= 0
     summary = pipeline.times.summary()
-    assert set(summary) == {"track", "retarget", "animate", "draw", "edit", "compose", "mirror"}
+    assert set(summary) == {"track", "retarget", "voice", "animate", "draw", "edit", "compose", "mirror", "audio"}
     assert all(v[0] > 0 for v in summary.values())
     assert all(len(pipeline.times.samples[name]) == 30 for name in summary)  # every stage, every frame
 
@@ -694,8 +694,8 @@ def test_pipelined_end_to_end_in_order_with_hotkeys_and_a_clean_stop(
         assert isinstance(pipeline.runner, PipelinedChain)
         assert [[s.name for s in chain.stages] for chain in pipeline.runner.chains] == [
             ["track"],
-            ["retarget", "animate"],
-            ["draw", "edit", "compose", "mirror"],
+            ["retarget", "voice", "animate"],
+            ["draw", "edit", "compose", "mirror", "audio"],
         ]
         stats = pipeline.run(max_seconds=60)
         running = {t.name for t in threading.enumerate()}

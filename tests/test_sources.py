@@ -82,7 +82,7 @@ def test_open_source_file_and_unknown_kind(tmp_path):
         assert opened.loop and message.endswith("(10 fps, looping)")
     with pytest.raises(SourceError, match="needs a video path"):
         open_source(source(kind="file"))
-    with pytest.raises(ValueError, match=r"unknown source 'webcam' \(valid: camera, file, demo\)"):
+    with pytest.raises(ValueError, match=r"unknown source 'webcam' \(valid: camera, file, demo, audio\)"):
         open_source(source(kind="webcam"))
     empty = tmp_path / "empty.toml"
     empty.write_text("")

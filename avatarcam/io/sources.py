@@ -275,3 +275,34 @@ def read_video(path: str | Path, max_frames: int | None = None, spread: bool = F
             for _ in range(stride - 1):
                 source.skip()
         return frames, source.fps
+
+
+class NoCameraSource:
+    """`--source audio`: no camera at all. Small blank frames at the output rate (the tracker finds no face in
+    them, so the voice drives the mouth), each stamped with the moment it was made."""
+
+    name = "no camera (the voice drives the avatar)"
+    SIZE = (64, 48)
+
+    def __init__(self, fps: float = 30.0) -> None:
+        self.fps = fps
+        self._next = time.monotonic()
+        self._index = 0
+        self._blank = np.zeros((self.SIZE[1], self.SIZE[0], 3), np.uint8)
+
+    @classmethod
+    def from_config(cls, config: Config) -> NoCameraSource:
+        return cls(config.output.fps)
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        wait = self._next - time.monotonic()
+        if wait > timeout:
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        self._next = max(self._next + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
+        self._index += 1
+        return Frame(self._blank, now_ns(), self._index - 1)
+
+    def close(self) -> None:
+        pass
