@@ -86,7 +86,7 @@ def test_open_source_file_and_unknown_kind(tmp_path):
         open_source(source(kind="webcam"))
     empty = tmp_path / "empty.toml"
     empty.write_text("")
-    with pytest.raises(ValueError, match=r"unknown source.kind 'webcam' \(valid: auto, camera, file, demo\)"):
+    with pytest.raises(ValueError, match=r"unknown source.kind 'webcam' \(valid: auto, camera, file, demo, audio\)"):
         load_config(empty, {"source.kind": "webcam"})
     assert set(SOURCES.names()) == {"camera", "file", "demo"}
 
