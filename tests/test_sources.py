@@ -88,7 +88,7 @@ def test_open_source_file_and_unknown_kind(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match=r"unknown source.kind 'webcam' \(valid: auto, camera, file, demo, audio\)"):
         load_config(empty, {"source.kind": "webcam"})
-    assert set(SOURCES.names()) == {"camera", "file", "demo"}
+    assert set(SOURCES.names()) == {"camera", "file", "demo", "audio"}
 
 
 def test_video_once_reads_every_frame_in_order_then_finishes(tmp_path):
