@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from avatarcam.config import Config, load_config
@@ -175,6 +175,34 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = run_doctor()
     print(format_checks(checks))
     return 0 if all(c.ok or c.optional for c in checks) else 1
+
+
+def cmd_audio_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from avatarcam.eval.voice import evaluate_voice
+
+    folder = Path(args.clips)
+    clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm"))
+    if not clips:
+        print(f"error: no video clips in {folder}")
+        return 2
+    results = evaluate_voice(clips, progress=not args.quiet)
+    print("| clip | frames tracked | correlation | best within ±0.2 s (shift ms) |\n|---|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r.clip} | {r.tracked}/{r.frames} | {r.correlation:.2f} | {r.best_correlation:.2f} "
+            f"({r.best_shift_ms:+.0f}) |"
+        )
+    values = np.array([r.correlation for r in results])
+    if values.size:
+        print(
+            f"{len(results)} clips with sound: correlation median {np.nanmedian(values):.2f}, "
+            f"mean {np.nanmean(values):.2f}, clips ≥ 0.5: {int(np.sum(values >= 0.5))}"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -693,6 +721,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex_sty.add_argument("--run", required=True, help="run folder of `avatarcam train stylegan`")
     ex_sty.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "weights"))
     ex_sty.set_defaults(func=cmd_export_stylegan)
+
+    sound = sub.add_parser("audio", help="the voice-driven mouth")
+    sound_sub = sound.add_subparsers(dest="audio_command", required=True)
+    aev = sound_sub.add_parser("eval", help="voice-driven mouth against the tracked mouth, on clips with sound")
+    aev.add_argument("--clips", required=True, help="folder of talking clips (those with sound are used)")
+    aev.add_argument("--out", help="also write the figures as JSON")
+    aev.add_argument("--quiet", action="store_true")
+    aev.set_defaults(func=cmd_audio_eval)
 
     ident = sub.add_parser("identity", help="new faces that belong to nobody (StyleGAN), as avatar portraits")
     ident_sub = ident.add_subparsers(dest="identity_command", required=True)

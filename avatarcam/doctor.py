@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from avatarcam.audio.devices import AudioUnavailable, list_devices, loopback_hint, pick_output, server_sinks
+from avatarcam.audio.engine import load_backend
 from avatarcam.io.sinks import virtual_camera_hint
 
 GPU_FIX = "pip install avatarcam[gpu]"
@@ -69,19 +71,21 @@ def check_virtual_camera() -> Check:
 
 
 def check_audio() -> Check:
-    fix = "grant microphone access"
-    if sys.platform.startswith("linux"):
-        fix = "`sudo apt install libportaudio2`, and " + fix
+    """The microphones and outputs PortAudio sees, and whether the call's loopback device is there."""
     try:
-        import sounddevice
-
-        devices = sounddevice.query_devices()
-    except OSError as exc:  # raised on import when the PortAudio library is missing
-        return Check("audio", False, _one_line(exc), fix, optional=True)
-    inputs = [d["name"] for d in devices if d["max_input_channels"] > 0]
+        devices = list_devices(load_backend())
+    except AudioUnavailable as exc:
+        return Check("audio", False, str(exc), "grant microphone access; " + loopback_hint(), optional=True)
+    inputs = [f"{d.index}: {d.name}" for d in devices if d.inputs > 0]
+    outputs = [f"{d.index}: {d.name}" for d in devices if d.outputs > 0]
+    listing = f"inputs [{'; '.join(inputs) or 'none'}], outputs [{'; '.join(outputs) or 'none'}]"
     if not inputs:
-        return Check("audio", False, "no microphone found", fix, optional=True)
-    return Check("audio", True, f"{len(inputs)} input(s), e.g. {inputs[0]}", optional=True)
+        return Check("audio", False, f"no microphone found ({listing})", "plug one in, grant access", optional=True)
+    try:
+        device, sink = pick_output(devices, "auto", server_sinks())
+    except AudioUnavailable:
+        return Check("audio", False, f"no loopback device for --audio ({listing})", loopback_hint(), optional=True)
+    return Check("audio", True, f"{listing}; --audio plays into '{sink or device.name}'", optional=True)
 
 
 def check_onnxruntime() -> Check:

@@ -248,3 +248,27 @@ def test_audio_settings_load():
     config = load_config(None, {"audio.enabled": True, "audio.offset_ms": 40})
     assert config.audio.enabled and config.audio.offset_ms == 40.0
     assert "voice" in config.chain.stages and config.chain.stages[-1] == "audio"
+
+
+def test_doctor_lists_the_sound_devices_and_the_loopback(monkeypatch):
+    from avatarcam import doctor
+
+    card = SimulatedSoundCard()
+    monkeypatch.setattr(doctor, "load_backend", lambda: card)
+    check = doctor.check_audio()
+    assert check.ok and "0: simulated microphone" in check.detail
+    assert "plays into 'avatarcam (simulated loopback)'" in check.detail
+    card.unplug()
+    check = doctor.check_audio()
+    assert not check.ok and "no microphone" in check.detail
+
+
+def test_voice_evaluation_on_a_real_clip_with_sound(shared_data):
+    from avatarcam.eval.voice import evaluate_clip
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    result = evaluate_clip(shared_data / "driving" / "vrt_1.mp4")
+    assert result is not None and result.tracked == result.frames
+    assert result.correlation > 0.3  # one of the clips where voice and face agree (README: most do not)
+    assert evaluate_clip(shared_data / "driving" / "dfl_Obama_speaking.mp4") is None  # no sound track
