@@ -205,6 +205,17 @@ def cmd_audio_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audio_sheet(args: argparse.Namespace) -> int:
+    from avatarcam.avatar import save_image
+    from avatarcam.eval.contact_sheet import HARD_CASES, SHARED_DATA, expand_portraits
+    from avatarcam.eval.voice import voice_sheet
+
+    portraits = expand_portraits(args.portraits) if args.portraits else [SHARED_DATA / p for p in HARD_CASES]
+    save_image(args.out, voice_sheet(portraits))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from avatarcam.eval.runner import run_eval
 
@@ -729,6 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
     aev.add_argument("--out", help="also write the figures as JSON")
     aev.add_argument("--quiet", action="store_true")
     aev.set_defaults(func=cmd_audio_eval)
+    ash = sound_sub.add_parser("sheet", help="contact sheet: the voice's mouth shapes and idle motion on portraits")
+    ash.add_argument("--portraits", nargs="*", help="portraits or folders (default: the hard cases in ../shared)")
+    ash.add_argument("--out", required=True, help="PNG to write")
+    ash.set_defaults(func=cmd_audio_sheet)
 
     ident = sub.add_parser("identity", help="new faces that belong to nobody (StyleGAN), as avatar portraits")
     ident_sub = ident.add_subparsers(dest="identity_command", required=True)

@@ -116,3 +116,38 @@ def evaluate_voice(clips: list[Path], progress: bool = True) -> list[VoiceClipRe
         if result is not None:
             results.append(result)
     return results
+
+
+# The voice's shapes on a portrait at rest: (label, opening, round, wide, time). Times pick the idle motion's
+# blink and the sway's far point.
+SHEET_SHAPES = (
+    ("rest", 0.0, 0.0, 0.0, 1.0),
+    ("open", 1.0, 0.0, 0.0, 1.0),
+    ("round (o)", 0.5, 1.0, 0.0, 1.0),
+    ("wide (i)", 0.4, 0.0, 1.0, 1.0),
+    ("blink", 0.3, 0.0, 0.0, 3.7 + 0.09),
+    ("sway", 0.6, 0.0, 0.0, 7.1 / 4),
+)
+
+
+def voice_sheet(portraits: list[Path], tile: int = 192) -> np.ndarray:
+    """A grid: a row per portrait, a column per voice shape, drawn by the warp animator as the voice stage would
+    (weight 1: the face untracked)."""
+    from avatarcam.animators.warp import WarpAnimator
+    from avatarcam.avatar import load_avatar
+    from avatarcam.config import AnimatorConfig
+    from avatarcam.eval.sidebyside import label_strip
+    from avatarcam.motion.voice import canonical_shape, with_voice
+    from avatarcam.types import Motion
+
+    rows = [np.hstack([label_strip(name, tile) for name, *_ in SHEET_SHAPES])]
+    for path in portraits:
+        avatar = load_avatar(path, tile)
+        warp = WarpAnimator(AnimatorConfig(size=tile))
+        warp.prepare(avatar)
+        face, shape = avatar.face, canonical_shape(avatar.face)
+        rest = Motion(face.landmarks.copy(), face.rotation, tracked=False)
+        cells = [warp(with_voice(rest, shape, o, r, w, t, 1.0)) for _, o, r, w, t in SHEET_SHAPES]
+        warp.close()
+        rows.append(np.hstack(cells))
+    return np.vstack(rows)

@@ -11,6 +11,10 @@ from avatarcam.motion.expressions import close_eyes, move_corners, open_mouth
 from avatarcam.tracking.geometry import from_canonical, rotation_from_euler, to_canonical
 from avatarcam.types import Face, Motion
 
+# The voice's widest opening, as a share of the demo's full jaw drop (0.2 iod): speech keeps the lips within
+# ~0.1 iod (the tracked inner-lip gap on the real clips: 0.05 iod spread), and the dark interior the warp lays
+# into a mouth with no driver behind it reads as a gap there but as a hole beyond.
+VOICE_JAW = 0.45
 ROUND_IN = 0.05  # iod the corners move in with fully rounded lips
 WIDE_OUT = 0.04  # and out with fully spread ones
 BLINK_EVERY, BLINK_SECONDS = 3.7, 0.18
@@ -55,7 +59,7 @@ def with_voice(
     scale, trans = pose_of(motion, avatar_shape)
     shape = to_canonical(motion.landmarks.astype(np.float64), scale, motion.rotation, trans)
     blink, (yaw, pitch, roll) = idle(t)
-    open_mouth(shape, weight * opening)
+    open_mouth(shape, VOICE_JAW * weight * opening)
     move_corners(shape, weight * (WIDE_OUT * wide - ROUND_IN * rounded), 0.0)
     close_eyes(shape, weight * blink)
     rotation = rotation_from_euler(weight * yaw, weight * pitch, weight * roll) @ motion.rotation
