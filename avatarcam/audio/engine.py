@@ -177,10 +177,20 @@ class AudioEngine:
             return
         self._next_try = now + RETRY_SECONDS
         try:
+            self._rescan()
             self._open()
             log.warning("audio: back (%s)", self.described)
         except AudioUnavailable as exc:
             log.debug("audio: still unavailable: %s", exc)
+
+    def _rescan(self) -> None:
+        """PortAudio lists the devices it found when it started: a device plugged in since appears only after it
+        starts again (no stream is open here)."""
+        terminate, initialize = getattr(self._backend, "_terminate", None), getattr(self._backend, "_initialize", None)
+        if terminate is not None and initialize is not None:
+            with self._lock:
+                terminate()
+                initialize()
 
     # The callbacks (PortAudio's threads) ------------------------------------------------------------------
     def _on_input(self, indata: np.ndarray, frames: int, times: Any, status: Any) -> None:
