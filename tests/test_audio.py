@@ -272,3 +272,16 @@ def test_voice_evaluation_on_a_real_clip_with_sound(shared_data):
     assert result is not None and result.tracked == result.frames
     assert result.correlation > 0.3  # one of the clips where voice and face agree (README: most do not)
     assert evaluate_clip(shared_data / "driving" / "dfl_Obama_speaking.mp4") is None  # no sound track
+
+
+def test_a_delay_shorter_than_the_blocks_would_leave_gaps_so_it_is_never_asked():
+    noise = np.random.default_rng(3).standard_normal(RATE * 3).astype(np.float32) * 0.05
+    card = SimulatedSoundCard(noise)
+    engine = engine_on(card)
+    run_with_latency(card, engine, 2.5, lambda t: 0.001)  # a video latency no sound path could meet
+    assert engine.delay.delay == pytest.approx(0.025)  # two 10 ms blocks and the margin
+    start, played = card.played_signal()
+    settled = played[int((1.0 - start) * RATE) :]
+    windows = settled[: len(settled) // 480 * 480].reshape(-1, 480)
+    assert (np.abs(windows).max(axis=1) > 0).all()  # no block of silence: no dropout
+    engine.close()

@@ -35,6 +35,7 @@ LATENCY_FRAMES = 30  # the video latency is the median of this many frames (a se
 SILENT_SECONDS = 1.5  # a stream that has not called back for this long is gone
 RETRY_SECONDS = 2.0
 WATCH_SECONDS = 0.5
+MARGIN_SECONDS = 0.005  # the shortest delay's margin over two blocks (callback timing jitter)
 
 
 def load_backend() -> Any:
@@ -214,14 +215,19 @@ class AudioEngine:
     def video_latency(self, seconds: float) -> None:
         """One frame's capture→send latency: the delay follows the median of the last second of them."""
         self._latencies.append(seconds)
-        self.delay.set_delay(float(np.median(self._latencies)) + self.offset)
+        self._ask_delay()
 
     def nudge(self, seconds: float) -> float:
         """Moves the user's offset (a hotkey); returns the new offset."""
         self.offset += seconds
         if self._latencies:
-            self.delay.set_delay(float(np.median(self._latencies)) + self.offset)
+            self._ask_delay()
         return self.offset
+
+    def _ask_delay(self) -> None:
+        # Never shorter than two blocks and a margin: the output would ask for sound not yet captured (a gap).
+        shortest = 2 * self.block / self.rate + MARGIN_SECONDS
+        self.delay.set_delay(max(float(np.median(self._latencies)) + self.offset, shortest))
 
     @property
     def status(self) -> str:
