@@ -136,12 +136,31 @@ class OutputConfig:
     monitor: bool = True  # a preview window beside the virtual camera or recording (where a display exists)
 
 
+BADGE_CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+@dataclass(frozen=True)
+class MarksConfig:
+    """Disclosure and provenance: a visible badge and an invisible watermark in every frame sent or rendered."""
+
+    badge: bool = True  # false: the frames carry a "badge hidden" notice for their first seconds instead
+    badge_text: str = "AI avatar"
+    badge_corner: str = choices(BADGE_CORNERS, "bottom-right")
+    badge_opacity: float = 0.75
+    notice_seconds: float = 5.0  # how long the frames sent say that the badge was hidden
+    # The watermark's key. The product's own by default, so that anyone can check a recording with
+    # `avatarcam verify`; another key makes the mark readable only with it.
+    watermark_key: str = "avatarcam"
+    watermark_strength: float = 2.4  # RMS in grey levels: 2.4 keeps PSNR above 40 dB (README)
+
+
 @dataclass(frozen=True)
 class ChainConfig:
     """The frame path: stage names from the stage registry, in order (the sink comes last, always)."""
 
     stages: tuple[str, ...] = field(
-        default=("track", "retarget", "animate", "draw", "edit", "compose", "mirror"), metadata={"choices": "stage"}
+        default=("track", "retarget", "animate", "draw", "edit", "compose", "mirror", "watermark", "badge"),
+        metadata={"choices": "stage"},
     )
     # Live runs: the stages run on their own threads, split after these stages, joined by queues of one that drop
     # the oldest (tracking frame t+1 while frame t is planned and frame t-1 drawn). False: one thread, in turn.
@@ -162,6 +181,7 @@ class HotkeyConfig:
             "freeze": ("<ctrl>+<alt>+f", "f"),
             "hud": ("<ctrl>+<alt>+h", "h"),
             "mirror": ("<ctrl>+<alt>+m", "m"),
+            "badge": ("<ctrl>+<alt>+b", "b"),
             "quit": ("<ctrl>+<alt>+q", "q"),
             "edit_smiling": ("<ctrl>+<alt>+1", "1"),
             "edit_old": ("<ctrl>+<alt>+2", "2"),
@@ -183,6 +203,7 @@ class Config:
     animator: AnimatorConfig = field(default_factory=AnimatorConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     edits: EditsConfig = field(default_factory=EditsConfig)
+    marks: MarksConfig = field(default_factory=MarksConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
 

@@ -78,6 +78,8 @@ STAGES = Registry(
         "edit": "avatarcam.stages.edit:EditStage",
         "compose": "avatarcam.stages.compose:ComposeStage",
         "mirror": "avatarcam.stages.mirror:MirrorStage",
+        "watermark": "avatarcam.stages.watermark:WatermarkStage",
+        "badge": "avatarcam.stages.badge:BadgeStage",
     },
 )
 

@@ -1,0 +1,240 @@
+"""The invisible watermark: a keyed spread-spectrum pattern in the luminance, tiled over the frame.
+
+One tile (TILE² pixels, CELLS² cells of CELL² pixels) holds sync cells, whose signs only the key decides, and
+the payload's code bits, each in REPEAT cells; a keyed permutation places them and keyed signs scramble them. The
+cells are smoothed into a low-mid-frequency pattern that scaling and a call's compression keep, and added to R, G
+and B alike at an RMS of `strength` grey levels (precomputed per frame size: two saturating uint8 operations a
+frame).
+
+Reading back needs no knowledge of the frame's size or position: the luminance's fine detail is averaged over the
+frames of a window (the pattern stands still, the picture moves), the tile's period in x and in y is read off the
+autocorrelation's peaks (scaling, even unequal in x and y, changes it; cropping shifts its phase only), the
+picture is resampled to the nominal period and every tile folded onto one, the sync cells' cyclic shift is found
+by cross-correlation, and the code bits are read and checked by their CRC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avatarcam.marks import payload as code
+from avatarcam.marks.payload import Payload
+
+CELLS = 16  # cells per tile side
+CELL = 8  # pixels per cell side
+TILE = CELLS * CELL
+REPEAT = 4  # cells per code bit
+SYNC = CELLS * CELLS - REPEAT * code.CODE_BITS  # the cells left over: a quarter of the tile
+SMOOTH_SIGMA = 2.5  # of the cells' edges, in pixels: keeps the pattern's energy where compression keeps detail
+DETAIL_SIGMA = 4.0  # reading: the picture's detail is what a blur this wide leaves out
+# Reading weighs the detail by its local contrast: flat areas (a blurred backdrop) carry the pattern almost
+# alone, busy ones (hair, edges) mostly the picture. The floor is about the pattern's own contrast there.
+LOCAL_SIGMA = 8.0
+CONTRAST_FLOOR = 1.0
+PERIODS = (0.4, 1.6)  # the scale factors the period search covers
+CANDIDATES = 2  # periods tried per axis
+REFINE = 0.008  # each period is refined within this share of itself
+SHIFTS = 4  # sync peaks tried per period: the CRC decides, so a chance match stays below CANDIDATES²·SHIFTS/65,536
+MIN_SIDE = 2 * int(TILE * PERIODS[0])  # pixels: at least two tiles at the smallest scale searched
+
+
+class WatermarkError(ValueError):
+    """A picture the watermark cannot be read from (too small)."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    payload: Payload | None  # None: not found
+    confidence: float  # probability that every code bit was read right (0 when not found)
+    sync_z: float  # the sync peak read, in standard deviations of the cross-correlation
+    period: tuple[float, float]  # the tile's period found, in pixels (x, y)
+
+    @property
+    def found(self) -> bool:
+        return self.payload is not None
+
+
+def _seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"avatarcam-watermark:{key}".encode()).digest()[:8], "big")
+
+
+def _wrap_blur(tile: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of a tile that repeats: its edges blur into the opposite ones."""
+    pad = int(4 * sigma) + 1
+    padded = np.pad(tile, pad, mode="wrap")
+    return cv2.GaussianBlur(padded, (0, 0), sigma)[pad:-pad, pad:-pad]
+
+
+def _detail(gray: np.ndarray) -> np.ndarray:
+    """The fine detail of a luminance image over its local contrast."""
+    detail = gray - cv2.GaussianBlur(gray, (0, 0), DETAIL_SIGMA)
+    contrast = cv2.GaussianBlur(detail * detail, (0, 0), LOCAL_SIGMA) + CONTRAST_FLOOR**2
+    return detail / np.sqrt(contrast)
+
+
+class Watermark:
+    """The codec for one key: the pattern of a payload, and reading a payload back from frames."""
+
+    def __init__(self, key: str, strength: float = 2.0) -> None:
+        rng = np.random.default_rng(_seed(key))
+        order = rng.permutation(CELLS * CELLS)
+        self.sync_cells = order[:SYNC]
+        self.data_cells = order[SYNC:].reshape(code.CODE_BITS, REPEAT)
+        self.signs = rng.choice(np.array([-1.0, 1.0], np.float32), CELLS * CELLS)
+        self.strength = strength
+        sync = np.zeros(CELLS * CELLS, np.float32)
+        sync[self.sync_cells] = self.signs[self.sync_cells]
+        self._reference_fft = np.conj(np.fft.rfft2(self._detail_tile(self._smooth(sync))))
+
+    def _smooth(self, cells: np.ndarray) -> np.ndarray:
+        """Cell values (CELLS² ±1 or 0) as a smooth TILE² pattern."""
+        blocks = np.kron(cells.reshape(CELLS, CELLS), np.ones((CELL, CELL), np.float32))
+        return _wrap_blur(blocks.astype(np.float32), SMOOTH_SIGMA)
+
+    @staticmethod
+    def _detail_tile(tile: np.ndarray) -> np.ndarray:
+        return tile - _wrap_blur(tile, DETAIL_SIGMA)
+
+    def tile(self, message: Payload) -> np.ndarray:
+        """The pattern of one tile, float32 TILE², RMS 1."""
+        cells = self.signs.copy()
+        bits = code.encode(message).astype(np.float32) * 2 - 1
+        cells[self.data_cells] *= bits[:, None]
+        pattern = self._smooth(cells)
+        return pattern / float(np.sqrt(np.mean(pattern**2)))
+
+    def layer(self, message: Payload, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pattern over a `width`×`height` frame as what to add and what to subtract (uint8, 3 channels)."""
+        reps = (math.ceil(height / TILE), math.ceil(width / TILE))
+        levels = np.rint(np.tile(self.tile(message), reps)[:height, :width] * self.strength)
+        plus = np.clip(levels, 0, 255).astype(np.uint8)
+        minus = np.clip(-levels, 0, 255).astype(np.uint8)
+        return cv2.merge([plus] * 3), cv2.merge([minus] * 3)
+
+    def detect(self, frames: Iterable[np.ndarray]) -> Detection:
+        """The payload in `frames` (RGB uint8, one size; a window of a video, or one image), if there is one."""
+        total: np.ndarray | None = None
+        count = 0
+        for frame in frames:
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            detail = _detail(gray)
+            total = detail if total is None else total + detail
+            count += 1
+        if total is None:
+            raise WatermarkError("no frames to read the watermark from")
+        height, width = total.shape
+        if min(height, width) < MIN_SIDE:
+            raise WatermarkError(
+                f"the picture is {width}×{height}: the watermark needs at least {MIN_SIDE}×{MIN_SIDE} pixels "
+                f"(two of its tiles at the smallest scale read)"
+            )
+        mean = total / count
+        best = Detection(None, 0.0, 0.0, (0.0, 0.0))
+        for coarse in itertools.product(*_periods(mean)):
+            period = self._refine(mean, coarse)
+            found = self._read(_fold(mean, period), period)
+            if found.found:
+                return found
+            best = max(best, found, key=lambda d: d.sync_z)
+        return best
+
+    def _sync(self, folded: np.ndarray) -> np.ndarray:
+        """The cross-correlation of a folded tile with the sync cells' pattern, over every cyclic shift."""
+        return np.fft.irfft2(np.fft.rfft2(folded) * self._reference_fft, s=folded.shape)
+
+    def _refine(self, mean: np.ndarray, period: tuple[float, float]) -> tuple[float, float]:
+        """The period near `period` whose fold shows the sharpest sync peak: an autocorrelation places a short
+        picture's period a few tenths of a pixel off, enough to smear the far tiles of the fold."""
+
+        def sharpness(candidate: tuple[float, float]) -> float:
+            correlation = self._sync(_fold(mean, candidate))
+            return float((correlation.max() - correlation.mean()) / (correlation.std() + 1e-12))
+
+        steps = np.linspace(-REFINE, REFINE, 5)
+        for axis in (0, 1):  # one axis at a time: the two hardly interact
+            options = [tuple(p * (1 + step) if i == axis else p for i, p in enumerate(period)) for step in steps]
+            period = max(options, key=sharpness)  # type: ignore[assignment]
+        return period
+
+    def _read(self, folded: np.ndarray, period: tuple[float, float]) -> Detection:
+        """The payload in a folded tile: tried at the strongest sync peaks, the first whose CRC holds."""
+        correlation = self._sync(folded)
+        spread = float(correlation.std()) + 1e-12
+        peaks = np.argsort(correlation, axis=None)[::-1][:SHIFTS]
+        sync_z = float((correlation.flat[peaks[0]] - correlation.mean()) / spread)
+        for peak in peaks:
+            dy, dx = divmod(int(peak), TILE)
+            aligned = np.roll(folded, (-dy, -dx), axis=(0, 1))
+            inner = slice(CELL // 4, CELL - CELL // 4)
+            soft = aligned.reshape(CELLS, CELL, CELLS, CELL)[:, inner, :, inner].mean(axis=(1, 3)).ravel() * self.signs
+            bits = soft[self.data_cells].sum(axis=1)
+            message = code.decode(bits > 0)
+            if message is None:
+                continue
+            noise = float(soft[self.sync_cells].std()) * math.sqrt(REPEAT) + 1e-12
+            confidence = float(np.prod([0.5 * (1 + math.erf(m / math.sqrt(2))) for m in np.abs(bits) / noise]))
+            z = float((correlation.flat[peak] - correlation.mean()) / spread)
+            return Detection(message, confidence, z, period)
+        return Detection(None, 0.0, sync_z, period)
+
+
+def _periods(mean: np.ndarray) -> tuple[list[float], list[float]]:
+    """The likeliest periods of the tile in x and in y (pixels), from the autocorrelation of the picture's
+    detail."""
+    height, width = mean.shape
+    # Zero-padded: a linear autocorrelation (a cyclic one would wrap a cropped picture onto itself out of phase),
+    # over the spectrum's magnitude rather than its power (flatter: the picture's own detail weighs less).
+    spectrum = np.abs(np.fft.rfft2(mean, s=(2 * height, 2 * width)))
+    autocorrelation = np.fft.irfft2(spectrum, s=(2 * height, 2 * width))
+    return _peaks(autocorrelation[0, :width] / (width - np.arange(width))), _peaks(
+        autocorrelation[:height, 0] / (height - np.arange(height))
+    )
+
+
+def _peaks(line: np.ndarray) -> list[float]:
+    """The likeliest periods in an autocorrelation: its highest local maxima in the searched range, each refined
+    to a fraction of a pixel at the farthest multiple of it the line holds."""
+    low = int(TILE * PERIODS[0])
+    high = min(int(TILE * PERIODS[1]), len(line) // 2)
+    maxima = [lag for lag in range(low, high + 1) if line[lag] >= max(line[lag - 1], line[lag + 1])]
+    found = []
+    for lag in sorted(maxima, key=lambda lag: -line[lag])[:CANDIDATES]:
+        period = _vertex(line, lag)
+        multiple = max(1, int(len(line) * 0.6 / period))
+        for k in range(2, multiple + 1):  # each multiple's peak, found near the last estimate, refines it
+            near = int(round(k * period))
+            window = line[near - 2 : near + 3]
+            if len(window) == 5:
+                period = _vertex(line, near - 2 + int(np.argmax(window))) / k
+        found.append(period)
+    return found or [float(TILE)]
+
+
+def _vertex(line: np.ndarray, lag: int) -> float:
+    """The sub-pixel position of the peak at `lag` (a parabola through it and its neighbours)."""
+    left, centre, right = line[lag - 1], line[lag], line[min(lag + 1, len(line) - 1)]
+    curvature = left - 2 * centre + right
+    return lag + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
+
+
+def _fold(mean: np.ndarray, period: tuple[float, float]) -> np.ndarray:
+    """The picture resampled to the nominal period and all its tiles averaged into one (TILE²)."""
+    sx, sy = TILE / period[0], TILE / period[1]
+    height, width = mean.shape
+    size = (max(1, int(width * sx)), max(1, int(height * sy)))
+    resampled = cv2.warpAffine(mean, np.float32([[sx, 0, 0], [0, sy, 0]]), size, flags=cv2.INTER_LINEAR)
+    rows, cols = math.ceil(size[1] / TILE), math.ceil(size[0] / TILE)
+    padded = np.zeros((rows * TILE, cols * TILE), np.float32)
+    weight = np.zeros_like(padded)
+    padded[: size[1], : size[0]] = resampled
+    weight[: size[1], : size[0]] = 1
+    total = padded.reshape(rows, TILE, cols, TILE).sum(axis=(0, 2))
+    counts = weight.reshape(rows, TILE, cols, TILE).sum(axis=(0, 2))
+    return total / np.maximum(counts, 1)
