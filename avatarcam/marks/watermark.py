@@ -40,8 +40,10 @@ LOCAL_SIGMA = 8.0
 CONTRAST_FLOOR = 1.0
 PERIODS = (0.4, 1.6)  # the scale factors the period search covers
 CANDIDATES = 2  # periods tried per axis
-REFINE = 0.008  # each period is refined within this share of itself
-SHIFTS = 4  # sync peaks tried per period: the CRC decides, so a chance match stays below CANDIDATES²·SHIFTS/65,536
+REFINE = 0.016  # each period is refined within this share of itself
+# Sync peaks tried per pair of periods. The CRC decides, so a chance match in a window stays below
+# (CANDIDATES + 1)²·SHIFTS / 65,536 = 0.04%.
+SHIFTS = 3
 MIN_SIDE = 2 * int(TILE * PERIODS[0])  # pixels: at least two tiles at the smallest scale searched
 
 
@@ -157,10 +159,13 @@ class Watermark:
             correlation = self._sync(_fold(mean, candidate))
             return float((correlation.max() - correlation.mean()) / (correlation.std() + 1e-12))
 
-        steps = np.linspace(-REFINE, REFINE, 5)
-        for axis in (0, 1):  # one axis at a time: the two hardly interact
-            options = [tuple(p * (1 + step) if i == axis else p for i, p in enumerate(period)) for step in steps]
-            period = max(options, key=sharpness)  # type: ignore[assignment]
+        for reach in (REFINE, REFINE / 4):  # coarse, then fine
+            for axis in (0, 1):  # one axis at a time: the two hardly interact
+                options = [
+                    tuple(p * (1 + step) if i == axis else p for i, p in enumerate(period))
+                    for step in np.linspace(-reach, reach, 5)
+                ]
+                period = max(options, key=sharpness)  # type: ignore[assignment]
         return period
 
     def _read(self, folded: np.ndarray, period: tuple[float, float]) -> Detection:
@@ -200,7 +205,7 @@ def _periods(mean: np.ndarray) -> tuple[list[float], list[float]]:
 
 def _peaks(line: np.ndarray) -> list[float]:
     """The likeliest periods in an autocorrelation: its highest local maxima in the searched range, each refined
-    to a fraction of a pixel at the farthest multiple of it the line holds."""
+    to a fraction of a pixel at the farthest multiple of it the line holds, and the nominal period."""
     low = int(TILE * PERIODS[0])
     high = min(int(TILE * PERIODS[1]), len(line) // 2)
     maxima = [lag for lag in range(low, high + 1) if line[lag] >= max(line[lag - 1], line[lag + 1])]
@@ -214,7 +219,9 @@ def _peaks(line: np.ndarray) -> list[float]:
             if len(window) == 5:
                 period = _vertex(line, near - 2 + int(np.argmax(window))) / k
         found.append(period)
-    return found or [float(TILE)]
+    if all(abs(period - TILE) > 1 for period in found):  # unscaled: a picture too small for its peak to stand out
+        found.append(float(TILE))
+    return found
 
 
 def _vertex(line: np.ndarray, lag: int) -> float:
