@@ -172,12 +172,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_watermark_bench(args: argparse.Namespace) -> int:
-    from avatarcam.eval.watermark import run_watermark_bench
+    from avatarcam.eval.watermark import clips_of, run_watermark_bench
 
-    clips = sorted(p for p in Path(args.clips).glob("*") if p.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv"))
-    if not clips:
-        raise FileNotFoundError(f"no video clips in {args.clips}")
-    clips = clips[:: max(1, len(clips) // args.limit)][: args.limit]  # spread over the folder
+    clips = clips_of(Path(args.clips), args.limit)
     report = run_watermark_bench(_offline(args), clips, args.frames, progress=not args.quiet)
     print(report)
     if args.out:

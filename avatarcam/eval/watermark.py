@@ -16,7 +16,7 @@ import numpy as np
 
 from avatarcam.avatar import load_avatar
 from avatarcam.config import Config
-from avatarcam.io.sources import read_video
+from avatarcam.io.sources import VideoFileSource, read_video
 from avatarcam.marks.payload import Payload
 from avatarcam.marks.watermark import Watermark
 from avatarcam.render import animate_frames, video_frames
@@ -144,6 +144,20 @@ def markdown(results: list[ClipResult], frames: int) -> str:
         f"reading a 2-second window {np.median(detect):.0f} ms (median)",
     ]
     return "\n".join(lines)
+
+
+def clips_of(folder: Path, limit: int, seconds: float = 4.0) -> list[Path]:
+    """Up to `limit` clips of `folder` at least `seconds` long (two windows), spread over it by name."""
+    clips = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in (".mp4", ".mov", ".avi", ".mkv", ".webm"):
+            continue
+        with VideoFileSource(path, loop=False) as source:
+            if source.frame_count >= seconds * source.fps:
+                clips.append(path)
+    if not clips:
+        raise FileNotFoundError(f"no video clips of {seconds:g} s or more in {folder}")
+    return clips[:: max(1, len(clips) // limit)][:limit]
 
 
 def run_watermark_bench(config: Config, clips: list[Path], frames: int, progress: bool = True) -> str:

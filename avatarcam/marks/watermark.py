@@ -1,16 +1,16 @@
 """The invisible watermark: a keyed spread-spectrum pattern in the luminance, tiled over the frame.
 
 One tile (TILE² pixels, CELLS² cells of CELL² pixels) holds sync cells, whose signs only the key decides, and
-the payload's code bits, each in REPEAT cells; a keyed permutation places them and keyed signs scramble them. The
-cells are smoothed into a low-mid-frequency pattern that scaling and a call's compression keep, and added to R, G
-and B alike at an RMS of `strength` grey levels (precomputed per frame size: two saturating uint8 operations a
-frame).
+the payload's code bits (a convolutional code: `coding`), one a cell; a keyed permutation places them and keyed
+signs scramble them. The cells are smoothed into a mid-frequency pattern that scaling and a call's compression
+keep, and added to R, G and B alike at an RMS of `strength` grey levels (precomputed per frame size: two
+saturating uint8 operations a frame).
 
 Reading back needs no knowledge of the frame's size or position: the luminance's fine detail is averaged over the
 frames of a window (the pattern stands still, the picture moves), the tile's period in x and in y is read off the
 autocorrelation's peaks (scaling, even unequal in x and y, changes it; cropping shifts its phase only), the
 picture is resampled to the nominal period and every tile folded onto one, the sync cells' cyclic shift is found
-by cross-correlation, and the code bits are read and checked by their CRC.
+by cross-correlation, and the code bits are decoded (Viterbi) and checked by their CRC.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from avatarcam.marks import coding
 from avatarcam.marks import payload as code
 from avatarcam.marks.payload import Payload
 
 CELLS = 16  # cells per tile side
 CELL = 8  # pixels per cell side
 TILE = CELLS * CELL
-REPEAT = 4  # cells per code bit
-SYNC = CELLS * CELLS - REPEAT * code.CODE_BITS  # the cells left over: a quarter of the tile
+CODED = coding.coded_length(code.CODE_BITS)  # cells of the channel code: one code bit each
+SYNC = CELLS * CELLS - CODED  # the cells left over
 SMOOTH_SIGMA = 2.5  # of the cells' edges, in pixels: keeps the pattern's energy where compression keeps detail
 DETAIL_SIGMA = 4.0  # reading: the picture's detail is what a blur this wide leaves out
 # Reading weighs the detail by its local contrast: flat areas (a blurred backdrop) carry the pattern almost
@@ -44,6 +45,7 @@ REFINE = 0.016  # each period is refined within this share of itself
 # Sync peaks tried per pair of periods. The CRC decides, so a chance match in a window stays below
 # (CANDIDATES + 1)²·SHIFTS / 65,536 = 0.04%.
 SHIFTS = 3
+MAX_SIDE = 1024  # larger pictures (a call recorded at 1080p) are halved until they fit: the period stays in range
 MIN_SIDE = 2 * int(TILE * PERIODS[0])  # pixels: at least two tiles at the smallest scale searched
 
 
@@ -54,7 +56,7 @@ class WatermarkError(ValueError):
 @dataclass(frozen=True)
 class Detection:
     payload: Payload | None  # None: not found
-    confidence: float  # probability that every code bit was read right (0 when not found)
+    confidence: float  # the share of code cells that agree with the payload found (chance: 0.5; 0 when not found)
     sync_z: float  # the sync peak read, in standard deviations of the cross-correlation
     period: tuple[float, float]  # the tile's period found, in pixels (x, y)
 
@@ -84,16 +86,16 @@ def _detail(gray: np.ndarray) -> np.ndarray:
 class Watermark:
     """The codec for one key: the pattern of a payload, and reading a payload back from frames."""
 
-    def __init__(self, key: str, strength: float = 2.0) -> None:
+    def __init__(self, key: str, strength: float = 2.2) -> None:
         rng = np.random.default_rng(_seed(key))
         order = rng.permutation(CELLS * CELLS)
         self.sync_cells = order[:SYNC]
-        self.data_cells = order[SYNC:].reshape(code.CODE_BITS, REPEAT)
+        self.data_cells = order[SYNC:]
         self.signs = rng.choice(np.array([-1.0, 1.0], np.float32), CELLS * CELLS)
         self.strength = strength
         sync = np.zeros(CELLS * CELLS, np.float32)
         sync[self.sync_cells] = self.signs[self.sync_cells]
-        self._reference_fft = np.conj(np.fft.rfft2(self._detail_tile(self._smooth(sync))))
+        self._reference_fft = np.conj(np.fft.rfft2(self._detail_tile(self._detail_tile(self._smooth(sync)))))
 
     def _smooth(self, cells: np.ndarray) -> np.ndarray:
         """Cell values (CELLS² ±1 or 0) as a smooth TILE² pattern."""
@@ -105,11 +107,11 @@ class Watermark:
         return tile - _wrap_blur(tile, DETAIL_SIGMA)
 
     def tile(self, message: Payload) -> np.ndarray:
-        """The pattern of one tile, float32 TILE², RMS 1."""
+        """The pattern of one tile, float32 TILE², RMS 1: the smoothed cells without the coarse part that reading
+        discards (so all of the pattern's strength goes where it is read)."""
         cells = self.signs.copy()
-        bits = code.encode(message).astype(np.float32) * 2 - 1
-        cells[self.data_cells] *= bits[:, None]
-        pattern = self._smooth(cells)
+        cells[self.data_cells] *= coding.encode(code.encode(message)).astype(np.float32) * 2 - 1
+        pattern = self._detail_tile(self._smooth(cells))
         return pattern / float(np.sqrt(np.mean(pattern**2)))
 
     def layer(self, message: Payload, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +128,8 @@ class Watermark:
         count = 0
         for frame in frames:
             gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            while max(gray.shape) > MAX_SIDE:
+                gray = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
             detail = _detail(gray)
             total = detail if total is None else total + detail
             count += 1
@@ -179,12 +183,12 @@ class Watermark:
             aligned = np.roll(folded, (-dy, -dx), axis=(0, 1))
             inner = slice(CELL // 4, CELL - CELL // 4)
             soft = aligned.reshape(CELLS, CELL, CELLS, CELL)[:, inner, :, inner].mean(axis=(1, 3)).ravel() * self.signs
-            bits = soft[self.data_cells].sum(axis=1)
-            message = code.decode(bits > 0)
+            bits = coding.decode(soft[self.data_cells])
+            message = code.decode(bits)
             if message is None:
                 continue
-            noise = float(soft[self.sync_cells].std()) * math.sqrt(REPEAT) + 1e-12
-            confidence = float(np.prod([0.5 * (1 + math.erf(m / math.sqrt(2))) for m in np.abs(bits) / noise]))
+            codeword = coding.encode(bits).astype(np.float32) * 2 - 1
+            confidence = float(np.mean(soft[self.data_cells] * codeword > 0))
             z = float((correlation.flat[peak] - correlation.mean()) / spread)
             return Detection(message, confidence, z, period)
         return Detection(None, 0.0, sync_z, period)
