@@ -107,6 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     hotkeys = Hotkeys(config.hotkeys)
     print(hotkeys.start(config.hotkeys.global_keys and not args.no_global_hotkeys))
     pipeline = LivePipeline(config, source, sink, avatar, paths, hotkeys, monitor)
+    for stage in pipeline.stages:
+        if stage.name in ("watermark", "badge"):  # what the call is told, and how to match a recording to this run
+            print(f"{stage.name}: {stage.status}")
     print("running: Ctrl+C (or the quit hotkey) to stop")
     try:
         stats = pipeline.run(max_seconds=args.seconds)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import write_mp4
 
+from avatarcam.avatar import load_avatar
 from avatarcam.cli import main
 from avatarcam.config import Config
 from avatarcam.eval.watermark import ATTACKS, ffmpeg_attack, psnr, render_clip
@@ -21,6 +22,7 @@ from avatarcam.marks import payload as code
 from avatarcam.marks.payload import Payload
 from avatarcam.marks.watermark import Watermark
 from avatarcam.stages import Packet
+from avatarcam.stages.chain import Chain, build_stages
 from avatarcam.stages.watermark import WatermarkStage
 from avatarcam.types import Frame
 
@@ -90,6 +92,20 @@ def test_found_with_its_payload_after(attack: str, ffmpeg, rendered, marked, sta
     detection = Watermark(KEY).detect(received)
     assert detection.payload == stage.payload
     assert detection.confidence > 0.0 and detection.sync_z > 0.0
+
+
+def test_the_live_output_survives_a_call(ffmpeg, rendered, stage: WatermarkStage) -> None:
+    """The frame a live run sends (960×540: the avatar letterboxed over its backdrop, marked, badged), sent at
+    500 kbit/s and 640×480 as a call might."""
+    config = Config()
+    avatar = load_avatar(None, config.animator.size)
+    chain = Chain([*build_stages(config, ["compose", "mirror"]), stage, *build_stages(config, ["badge"])])
+    sent = []
+    for index, image in enumerate(rendered[0]):
+        packet = chain(Packet(Frame(image, 0, index), avatar, image=image))
+        assert packet.image is not None and packet.image.shape == (540, 960, 3)
+        sent.append(packet.image)
+    assert Watermark(KEY).detect(ffmpeg_attack(sent, rendered[1], "H.264 500 kbit/s 640×480")).payload == stage.payload
 
 
 def test_one_frame_is_enough_uncompressed(marked, stage: WatermarkStage) -> None:

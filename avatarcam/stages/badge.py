@@ -45,6 +45,10 @@ class BadgeStage(StageBase):
             self.hide()  # off by the settings: said in the first frames just as when hidden by the hotkey
 
     @property
+    def status(self) -> str:
+        return f"'{self.text}' shown" if self.on else "hidden"
+
+    @property
     def actions(self) -> Mapping[str, Action]:
         return {"badge": self.toggle}
 

@@ -22,7 +22,7 @@ class WatermarkStage(StageBase):
         self.codec = Watermark(config.marks.watermark_key, config.marks.watermark_strength)
         self.payload = new_session()
         self._layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        log.info("watermark: %s (`avatarcam verify FILE` reads it back)", self.payload)
+        log.debug("watermark: %s", self.payload)
 
     @property
     def status(self) -> str:
