@@ -27,6 +27,7 @@ import numpy as np
 from avatarcam.marks import coding
 from avatarcam.marks import payload as code
 from avatarcam.marks.payload import Payload
+from avatarcam.marks.tiling import SCALES, fold, periods
 
 CELLS = 16  # cells per tile side
 CELL = 8  # pixels per cell side
@@ -39,14 +40,12 @@ DETAIL_SIGMA = 4.0  # reading: the picture's detail is what a blur this wide lea
 # alone, busy ones (hair, edges) mostly the picture. The floor is about the pattern's own contrast there.
 LOCAL_SIGMA = 8.0
 CONTRAST_FLOOR = 1.0
-PERIODS = (0.4, 1.6)  # the scale factors the period search covers
-CANDIDATES = 2  # periods tried per axis
 REFINE = 0.016  # each period is refined within this share of itself
 # Sync peaks tried per pair of periods. The CRC decides, so a chance match in a window stays below
-# (CANDIDATES + 1)²·SHIFTS / 65,536 = 0.04%.
+# (tiling.CANDIDATES + 1)²·SHIFTS / 65,536 = 0.04%.
 SHIFTS = 3
 MAX_SIDE = 1024  # larger pictures (a call recorded at 1080p) are halved until they fit: the period stays in range
-MIN_SIDE = 2 * int(TILE * PERIODS[0])  # pixels: at least two tiles at the smallest scale searched
+MIN_SIDE = 2 * int(TILE * SCALES[0])  # pixels: at least two tiles at the smallest scale searched
 
 
 class WatermarkError(ValueError):
@@ -143,9 +142,9 @@ class Watermark:
             )
         mean = total / count
         best = Detection(None, 0.0, 0.0, (0.0, 0.0))
-        for coarse in itertools.product(*_periods(mean)):
+        for coarse in itertools.product(*periods(mean, TILE)):
             period = self._refine(mean, coarse)
-            found = self._read(_fold(mean, period), period)
+            found = self._read(fold(mean, period, TILE), period)
             if found.found:
                 return found
             best = max(best, found, key=lambda d: d.sync_z)
@@ -160,7 +159,7 @@ class Watermark:
         picture's period a few tenths of a pixel off, enough to smear the far tiles of the fold."""
 
         def sharpness(candidate: tuple[float, float]) -> float:
-            correlation = self._sync(_fold(mean, candidate))
+            correlation = self._sync(fold(mean, candidate, TILE))
             return float((correlation.max() - correlation.mean()) / (correlation.std() + 1e-12))
 
         for reach in (REFINE, REFINE / 4):  # coarse, then fine
@@ -192,60 +191,3 @@ class Watermark:
             z = float((correlation.flat[peak] - correlation.mean()) / spread)
             return Detection(message, confidence, z, period)
         return Detection(None, 0.0, sync_z, period)
-
-
-def _periods(mean: np.ndarray) -> tuple[list[float], list[float]]:
-    """The likeliest periods of the tile in x and in y (pixels), from the autocorrelation of the picture's
-    detail."""
-    height, width = mean.shape
-    # Zero-padded: a linear autocorrelation (a cyclic one would wrap a cropped picture onto itself out of phase),
-    # over the spectrum's magnitude rather than its power (flatter: the picture's own detail weighs less).
-    spectrum = np.abs(np.fft.rfft2(mean, s=(2 * height, 2 * width)))
-    autocorrelation = np.fft.irfft2(spectrum, s=(2 * height, 2 * width))
-    return _peaks(autocorrelation[0, :width] / (width - np.arange(width))), _peaks(
-        autocorrelation[:height, 0] / (height - np.arange(height))
-    )
-
-
-def _peaks(line: np.ndarray) -> list[float]:
-    """The likeliest periods in an autocorrelation: its highest local maxima in the searched range, each refined
-    to a fraction of a pixel at the farthest multiple of it the line holds, and the nominal period."""
-    low = int(TILE * PERIODS[0])
-    high = min(int(TILE * PERIODS[1]), len(line) // 2)
-    maxima = [lag for lag in range(low, high + 1) if line[lag] >= max(line[lag - 1], line[lag + 1])]
-    found = []
-    for lag in sorted(maxima, key=lambda lag: -line[lag])[:CANDIDATES]:
-        period = _vertex(line, lag)
-        multiple = max(1, int(len(line) * 0.6 / period))
-        for k in range(2, multiple + 1):  # each multiple's peak, found near the last estimate, refines it
-            near = int(round(k * period))
-            window = line[near - 2 : near + 3]
-            if len(window) == 5:
-                period = _vertex(line, near - 2 + int(np.argmax(window))) / k
-        found.append(period)
-    if all(abs(period - TILE) > 1 for period in found):  # unscaled: a picture too small for its peak to stand out
-        found.append(float(TILE))
-    return found
-
-
-def _vertex(line: np.ndarray, lag: int) -> float:
-    """The sub-pixel position of the peak at `lag` (a parabola through it and its neighbours)."""
-    left, centre, right = line[lag - 1], line[lag], line[min(lag + 1, len(line) - 1)]
-    curvature = left - 2 * centre + right
-    return lag + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
-
-
-def _fold(mean: np.ndarray, period: tuple[float, float]) -> np.ndarray:
-    """The picture resampled to the nominal period and all its tiles averaged into one (TILE²)."""
-    sx, sy = TILE / period[0], TILE / period[1]
-    height, width = mean.shape
-    size = (max(1, int(width * sx)), max(1, int(height * sy)))
-    resampled = cv2.warpAffine(mean, np.float32([[sx, 0, 0], [0, sy, 0]]), size, flags=cv2.INTER_LINEAR)
-    rows, cols = math.ceil(size[1] / TILE), math.ceil(size[0] / TILE)
-    padded = np.zeros((rows * TILE, cols * TILE), np.float32)
-    weight = np.zeros_like(padded)
-    padded[: size[1], : size[0]] = resampled
-    weight[: size[1], : size[0]] = 1
-    total = padded.reshape(rows, TILE, cols, TILE).sum(axis=(0, 2))
-    counts = weight.reshape(rows, TILE, cols, TILE).sum(axis=(0, 2))
-    return total / np.maximum(counts, 1)
