@@ -137,6 +137,7 @@ class OutputConfig:
 
 
 BADGE_CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+MARKS = ("watermark", "badge")  # the disclosure stages: last in every chain a user configures
 
 
 @dataclass(frozen=True)
@@ -293,4 +294,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ValueError(f"config file {file} is not valid TOML: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{file}: {exc}") from None
-    return _merged(config, nested(overrides or {}), "")
+    config = _merged(config, nested(overrides or {}), "")
+    if config.chain.stages[-len(MARKS) :] != MARKS:
+        raise ValueError(
+            f"chain.stages must end with {', '.join(MARKS)}: every frame sent carries the disclosure (the badge's "
+            "hotkey hides it, saying so in the frames)"
+        )
+    return config

@@ -12,7 +12,7 @@ from conftest import TALKING_FRAMES
 from test_pipeline import KeyedSink, ListSource, Pipelines, make_config, virtual_sink
 
 from avatarcam.avatar import load_avatar
-from avatarcam.config import Config, HotkeyConfig, MarksConfig, OutputConfig
+from avatarcam.config import Config, HotkeyConfig, MarksConfig, OutputConfig, load_config
 from avatarcam.hotkeys import Hotkeys
 from avatarcam.marks.verify import verify
 from avatarcam.render import render_video
@@ -93,6 +93,17 @@ def test_the_hotkey_hides_the_badge_only_with_the_notice_in_the_frames_sent(
     assert all(notice_width(f) == 0 for f in sent[:5])  # the badge (translucent), no notice
     assert all(notice_width(f) > 150 for f in sent[5:11])  # hidden: 0.2 s at 30 fps of notice in the call
     assert all(notice_width(f) == 0 for f in sent[11:])
+
+
+def test_the_settings_cannot_leave_the_marks_out(tmp_path: Path) -> None:
+    unmarked = [name for name in load_config().chain.stages if name not in ("watermark", "badge")]
+    for stages in (unmarked, [*unmarked, "badge"], [*unmarked, "badge", "watermark"]):
+        with pytest.raises(ValueError, match="chain.stages must end with watermark, badge"):
+            load_config(overrides={"chain.stages": stages})
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f"[chain]\nstages = {unmarked!r}\n".replace("'", '"'))
+    with pytest.raises(ValueError, match="every frame sent carries the disclosure"):
+        load_config(settings)
 
 
 def test_render_marks_the_file(talking_video: Path, tmp_path: Path) -> None:
