@@ -53,8 +53,8 @@ class BadgeStage(StageBase):
         return {"badge": self.toggle}
 
     def hide(self) -> None:
+        self._notice_left = self.notice_frames  # first: a frame drawn between the two lines still says something
         self.on = False
-        self._notice_left = self.notice_frames
 
     def toggle(self) -> str:
         if self.on:
