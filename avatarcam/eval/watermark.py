@@ -4,11 +4,12 @@ the false positives."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -166,7 +167,6 @@ def run_watermark_bench(config: Config, clips: list[Path], frames: int, progress
     results = []
     for clip in clips:
         results.append(bench_clip(config, clip, frames))
-        if progress:
-            r = results[-1]
-            print(f"{r.name}: {r.windows} windows, found {r.found}, false positives {r.false_positives}", flush=True)
+        if progress:  # one JSON line a clip: a long run stopped early still has its numbers
+            print(json.dumps(asdict(results[-1])), flush=True)
     return markdown(results, frames)
