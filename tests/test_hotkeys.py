@@ -17,6 +17,7 @@ DEFAULT_ACTIONS = (
     "freeze",
     "hud",
     "mirror",
+    "badge",
     "quit",
     "edit_smiling",
     "edit_old",
