@@ -218,7 +218,19 @@ def run_bench(
 
 
 def format_rows(rows: list[BenchRow]) -> str:
-    order = ["track", "retarget", "voice", "animate", "draw", "edit", "compose", "mirror", "audio"]
+    order = [
+        "track",
+        "retarget",
+        "voice",
+        "animate",
+        "draw",
+        "edit",
+        "compose",
+        "mirror",
+        "audio",
+        "watermark",
+        "badge",
+    ]
     stages = sorted({s for r in rows for s in r.stages}, key=lambda s: order.index(s) if s in order else len(order))
     head = "| run | " + " | ".join(f"{s} ms (p50 / p95)" for s in stages) + " | fps | capture→send ms (p50 / p95) |"
     lines = [head, "|" + "---|" * (len(stages) + 3)]

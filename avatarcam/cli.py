@@ -1,4 +1,4 @@
-"""`avatarcam` command line: run, render, bench, doctor, eval, avatar, train."""
+"""`avatarcam` command line: run, render, verify, bench, doctor, eval, avatar, train."""
 
 from __future__ import annotations
 
@@ -113,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = LivePipeline(config, source, sink, avatar, paths, hotkeys, monitor)
     if (sound := running_engine()) is not None:
         print(sound.said)
+    for stage in pipeline.stages:
+        if stage.name in ("watermark", "badge"):  # what the call is told, and how to match a recording to this run
+            print(f"{stage.name}: {stage.status}")
     print("running: Ctrl+C (or the quit hotkey) to stop")
     try:
         stats = pipeline.run(max_seconds=args.seconds)
@@ -166,6 +169,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(format_rows(rows))
     for line in ratios(rows):
         print(line)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from avatarcam.marks.verify import verify
+
+    key = args.key if args.key is not None else _config(args).marks.watermark_key
+    verdict = verify(args.file, key, args.window)
+    what = "the image" if verdict.window_frames == 1 else f"{len(verdict.windows)} windows of {args.window:g} s"
+    if verdict.payload is None:
+        best = max(d.sync_z for d in verdict.windows)
+        print(f"not found: no watermark of this key in {what} (strongest sync peak {best:.1f} σ)")
+        return 1
+    where = "" if verdict.window_frames == 1 else f" in {len(verdict.found)} of {what}"
+    print(f"found{where}: {verdict.payload}; confidence {verdict.confidence:.4f}")
+    return 0
+
+
+def cmd_watermark_bench(args: argparse.Namespace) -> int:
+    from avatarcam.eval.watermark import clips_of, run_watermark_bench
+
+    clips = clips_of(Path(args.clips), args.limit)
+    report = run_watermark_bench(_offline(args), clips, args.frames, progress=not args.quiet)
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report + "\n")
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -646,6 +676,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--with-audio", action="store_true", help="also the live runs with sound on (a simulated sound card)"
     )
     bench.set_defaults(func=cmd_bench)
+
+    ver = sub.add_parser("verify", help="find avatarcam's invisible watermark in an image or a video")
+    ver.add_argument("file", help="image or video (e.g. a recording of the call)")
+    ver.add_argument("--key", help="watermark key (default: marks.watermark_key of the settings, the product's own)")
+    ver.add_argument("--window", type=float, default=2.0, help="seconds of video read together (default: 2)")
+    ver.set_defaults(func=cmd_verify)
+
+    wb = sub.add_parser("watermark-bench", help="watermark: detection after compression, scaling, cropping; PSNR")
+    wb.add_argument("--clips", required=True, help="folder of real driver clips (e.g. ../shared/data/driving)")
+    wb.add_argument("--limit", type=int, default=8, help="clips, spread over the folder (default: 8)")
+    wb.add_argument("--frames", type=int, default=300, help="first N frames of each clip (default: 300)")
+    wb.add_argument("--out", help="write the markdown table here too")
+    wb.add_argument("--quiet", action="store_true", help="no line per clip")
+    wb.set_defaults(func=cmd_watermark_bench)
 
     doctor = sub.add_parser("doctor", help="check camera, virtual camera, audio, GPU")
     doctor.set_defaults(func=cmd_doctor)

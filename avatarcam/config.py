@@ -155,12 +155,43 @@ class OutputConfig:
     monitor: bool = True  # a preview window beside the virtual camera or recording (where a display exists)
 
 
+BADGE_CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+MARKS = ("watermark", "badge")  # the disclosure stages: last in every chain a user configures
+
+
+@dataclass(frozen=True)
+class MarksConfig:
+    """Disclosure and provenance: a visible badge and an invisible watermark in every frame sent or rendered."""
+
+    badge: bool = True  # false: the frames carry a "badge hidden" notice for their first seconds instead
+    badge_text: str = "AI avatar"
+    badge_corner: str = choices(BADGE_CORNERS, "bottom-right")
+    badge_opacity: float = 0.75
+    notice_seconds: float = 5.0  # how long the frames sent say that the badge was hidden
+    # The watermark's key. The product's own by default, so that anyone can check a recording with
+    # `avatarcam verify`; another key makes the mark readable only with it.
+    watermark_key: str = "avatarcam"
+    watermark_strength: float = 2.2  # RMS in grey levels: PSNR 41 dB; more than 2.5 goes below 40 dB (README)
+
+
 @dataclass(frozen=True)
 class ChainConfig:
     """The frame path: stage names from the stage registry, in order (the sink comes last, always)."""
 
     stages: tuple[str, ...] = field(
-        default=("track", "retarget", "voice", "animate", "draw", "edit", "compose", "mirror", "audio"),
+        default=(
+            "track",
+            "retarget",
+            "voice",
+            "animate",
+            "draw",
+            "edit",
+            "compose",
+            "mirror",
+            "audio",
+            "watermark",
+            "badge",
+        ),
         metadata={"choices": "stage"},
     )
     # Live runs: the stages run on their own threads, split after these stages, joined by queues of one that drop
@@ -182,6 +213,7 @@ class HotkeyConfig:
             "freeze": ("<ctrl>+<alt>+f", "f"),
             "hud": ("<ctrl>+<alt>+h", "h"),
             "mirror": ("<ctrl>+<alt>+m", "m"),
+            "badge": ("<ctrl>+<alt>+b", "b"),
             "quit": ("<ctrl>+<alt>+q", "q"),
             "edit_smiling": ("<ctrl>+<alt>+1", "1"),
             "edit_old": ("<ctrl>+<alt>+2", "2"),
@@ -206,6 +238,7 @@ class Config:
     chain: ChainConfig = field(default_factory=ChainConfig)
     edits: EditsConfig = field(default_factory=EditsConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    marks: MarksConfig = field(default_factory=MarksConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
 
@@ -295,4 +328,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ValueError(f"config file {file} is not valid TOML: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{file}: {exc}") from None
-    return _merged(config, nested(overrides or {}), "")
+    config = _merged(config, nested(overrides or {}), "")
+    if config.chain.stages[-len(MARKS) :] != MARKS:
+        raise ValueError(
+            f"chain.stages must end with {', '.join(MARKS)}: every frame sent carries the disclosure (the badge's "
+            "hotkey hides it, saying so in the frames)"
+        )
+    return config

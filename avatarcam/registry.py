@@ -81,6 +81,8 @@ STAGES = Registry(
         "mirror": "avatarcam.stages.mirror:MirrorStage",
         "voice": "avatarcam.stages.voice:VoiceStage",
         "audio": "avatarcam.stages.audio:AudioStage",
+        "watermark": "avatarcam.stages.watermark:WatermarkStage",
+        "badge": "avatarcam.stages.badge:BadgeStage",
     },
 )
 

@@ -169,9 +169,10 @@ def test_registries_list_the_valid_names_and_take_new_entries() -> None:
 def test_a_new_stage_is_one_class_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """The design notes' example: the mirror stage, registered by name and listed in `chain.stages`."""
     monkeypatch.setitem(STAGES.entries, "flip", "avatarcam.stages.mirror:MirrorStage")
-    config = load_config(overrides={"chain.stages": ["flip"], "output.mirror": True})
-    (stage,) = build_stages(config)
+    config = load_config(overrides={"chain.stages": ["flip", "watermark", "badge"], "output.mirror": True})
+    stage, *marks = build_stages(config)  # the disclosure marks end every chain a user configures
     assert isinstance(stage, MirrorStage) and set(stage.actions) == {"mirror"}
+    assert [mark.name for mark in marks] == ["watermark", "badge"]
     image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     packet = Packet(_frame(0), _avatar(), image=image)
     Chain([stage])(packet)

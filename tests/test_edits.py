@@ -111,9 +111,12 @@ class Capture:
 def test_a_hotkey_toggles_an_edit_on_air_and_back_exactly(editor_folder: Path, astronaut_face, monkeypatch) -> None:
     from avatarcam.config import load_config
     from avatarcam.demo import DemoSource
+    from avatarcam.marks.payload import new_session
     from avatarcam.pipeline import LivePipeline
 
     monkeypatch.setattr("avatarcam.edits.editor.weights_dir", lambda: editor_folder)
+    session = new_session()
+    monkeypatch.setattr("avatarcam.stages.watermark.new_session", lambda: session)  # both runs: one watermark
     overrides = {"animator.size": 256, "output.width": 256, "output.height": 256, "chain.pipelined": False}
     config = load_config(overrides={**overrides, "edits.precision": "fp32"})
     source = DemoSource(astronaut_face, 320, 240, realtime=False)

@@ -17,6 +17,7 @@ DEFAULT_ACTIONS = (
     "freeze",
     "hud",
     "mirror",
+    "badge",
     "quit",
     "edit_smiling",
     "edit_old",
@@ -24,6 +25,8 @@ DEFAULT_ACTIONS = (
     "edit_female",
     "new_identity",
     "keep_identity",
+    "audio_later",
+    "audio_earlier",
 )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = "avatarcam"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"types", "config", "colour", "registry"}),
-    frozenset({"io", "audio", "tracking", "motion", "models", "runtime", "assets"}),
+    frozenset({"io", "audio", "tracking", "motion", "models", "runtime", "assets", "marks"}),
     frozenset({"avatar", "animators", "edits", "identities"}),
     frozenset({"stages", "compositor", "demo", "switcher", "devices", "hotkeys"}),
     frozenset({"pipeline", "render", "bench", "doctor", "eval", "train", "cli", "__init__", "__main__"}),

@@ -31,11 +31,23 @@ from avatarcam.stages.mirror import MirrorStage
 from avatarcam.stages.pipelined import PipelinedChain
 from avatarcam.types import Avatar, Frame, now_ns
 
+MARKS = ("watermark", "badge")
+UNMARKED = tuple(name for name in ChainConfig().stages if name not in MARKS)
+
 
 def make_config(
-    width: int = 256, height: int = 256, hud: bool = False, pipelined: bool = False, mirror: bool = False, **chain
+    width: int = 256,
+    height: int = 256,
+    hud: bool = False,
+    pipelined: bool = False,
+    mirror: bool = False,
+    marks: bool = False,
+    **chain,
 ) -> Config:
-    """Avatar at 256², output `width`×`height`; the stages in turn unless `pipelined` (the product's default)."""
+    """Avatar at 256², output `width`×`height`; the stages in turn unless `pipelined` (the product's default);
+    without the disclosure marks unless `marks` (tests compare frames pixel by pixel; the marks have their own)."""
+    if not marks:
+        chain.setdefault("stages", UNMARKED)
     return Config(
         animator=AnimatorConfig(size=256),
         output=OutputConfig(width=width, height=height, hud=hud, mirror=mirror),
@@ -143,7 +155,7 @@ def packet_for(frame: Frame, avatar: Avatar, notices: list[str] | None = None) -
 def test_demo_motion_through_the_pipeline_into_the_virtual_camera(
     astronaut_face: Avatar, fake_virtualcam, pipelines
 ) -> None:
-    config = make_config(320, 180, hud=True)
+    config = make_config(320, 180, hud=True, marks=True)  # the product's chain, as shipped
     source = DemoSource(astronaut_face, 320, 240, realtime=False)
     with virtual_sink(config) as sink:
         pipeline = pipelines(config, source, sink)
@@ -161,7 +173,18 @@ def test_demo_motion_through_the_pipeline_into_the_virtual_camera(
     assert sum(diff(a, b) > 0.05 for a, b in zip(centre, centre[1:], strict=False)) >= 25  # frame after frame
     assert len(stats.latencies_ms) == 30 and min(stats.latencies_ms) >= 0
     summary = pipeline.times.summary()
-    assert set(summary) == {"track", "retarget", "voice", "animate", "draw", "edit", "compose", "mirror", "audio"}
+    assert set(summary) == {
+        "track",
+        "retarget",
+        "voice",
+        "animate",
+        "draw",
+        "edit",
+        "compose",
+        "mirror",
+        "audio",
+        *MARKS,
+    }
     assert all(v[0] > 0 for v in summary.values())
     assert all(len(pipeline.times.samples[name]) == 30 for name in summary)  # every stage, every frame
 
@@ -450,7 +473,7 @@ def test_quit_stops_the_loop(demo_frames: list[Frame], fake_virtualcam, pipeline
 
 
 def test_every_default_hotkey_runs_an_action_some_stage_offers(fake_virtualcam, pipelines, caplog) -> None:
-    config = make_config()
+    config = make_config(marks=True)
     with caplog.at_level(logging.WARNING, logger="avatarcam.pipeline"), virtual_sink(config) as sink:
         pipeline = pipelines(config, ListSource([]), sink, hotkeys=Hotkeys(HotkeyConfig()))
     assert set(pipeline.actions) == set(HotkeyConfig().bindings)
@@ -685,7 +708,8 @@ def test_pipelined_end_to_end_in_order_with_hotkeys_and_a_clean_stop(
     """The default mode, live: a 30 fps camera into the virtual camera and a monitor window; frames arrive in
     capture order, freeze, mirror and quit work from the monitor's keys, and closing leaves no thread behind."""
     config = make_config(pipelined=True)
-    assert config.chain == ChainConfig()  # the product's default: pipelined: track | plan | draw and compose
+    # The product's default but the marks: pipelined: track | plan | draw and compose
+    assert config.chain == ChainConfig(stages=UNMARKED)
     before = set(threading.enumerate())
     source = ListSource([f.image for f in demo_frames] * 12, pace=1 / 30)  # 16 s of a 30 fps camera
     monitor = MonitorWindow(keys={10: "f", 20: "m", 30: "q"})

@@ -1,5 +1,5 @@
 """The frame path as a list of stages: one `Packet` per frame flows through track → retarget → animate → draw →
-image stages (compose, mirror; later edits and marks) → the sink.
+image stages (edit, compose, mirror, then the marks: watermark, badge) → the sink.
 
 Every stage speaks one small protocol (`Stage`); `StageBase` gives the defaults. Stages are built by name from
 `avatarcam.registry.STAGES`, in the order `config.chain.stages` lists them.

@@ -1,0 +1,1 @@
+"""Disclosure and provenance: the invisible watermark's codec and its payload, and reading it back from files."""
