@@ -17,7 +17,7 @@ from avatarcam.animators.talking_head.animator import FINETUNE_JOB
 from avatarcam.audio.engine import use_backend
 from avatarcam.audio.simulated import SimulatedSoundCard, voiced_syllables
 from avatarcam.avatar import default_avatar_path, load_avatar
-from avatarcam.config import Config
+from avatarcam.config import ChainConfig, Config
 from avatarcam.demo import default_demo
 from avatarcam.edits.editor import AttributeEditor
 from avatarcam.io.sinks import NullSink
@@ -218,19 +218,7 @@ def run_bench(
 
 
 def format_rows(rows: list[BenchRow]) -> str:
-    order = [
-        "track",
-        "retarget",
-        "voice",
-        "animate",
-        "draw",
-        "edit",
-        "compose",
-        "mirror",
-        "audio",
-        "watermark",
-        "badge",
-    ]
+    order = list(ChainConfig().stages)  # the frame path's own order
     stages = sorted({s for r in rows for s in r.stages}, key=lambda s: order.index(s) if s in order else len(order))
     head = "| run | " + " | ".join(f"{s} ms (p50 / p95)" for s in stages) + " | fps | capture→send ms (p50 / p95) |"
     lines = [head, "|" + "---|" * (len(stages) + 3)]
