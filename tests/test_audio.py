@@ -247,7 +247,9 @@ def test_voice_only_run_on_a_simulated_card(capsys):
 def test_audio_settings_load():
     config = load_config(None, {"audio.enabled": True, "audio.offset_ms": 40})
     assert config.audio.enabled and config.audio.offset_ms == 40.0
-    assert "voice" in config.chain.stages and config.chain.stages[-1] == "audio"
+    stages = config.chain.stages
+    assert stages.index("retarget") < stages.index("voice") < stages.index("animate")  # it changes the motion
+    assert stages[-3:] == ("audio", "watermark", "badge")  # the latency is measured as late as the marks allow
 
 
 def test_doctor_lists_the_sound_devices_and_the_loopback(monkeypatch):
