@@ -40,12 +40,25 @@ DETAIL_SIGMA = 4.0  # reading: the picture's detail is what a blur this wide lea
 # alone, busy ones (hair, edges) mostly the picture. The floor is about the pattern's own contrast there.
 LOCAL_SIGMA = 8.0
 CONTRAST_FLOOR = 1.0
+# Perceptual masking: the pattern's gain follows the picture's local contrast (grey levels) within this range.
+MASK_CONTRAST = 3.0
+MASK_RANGE = (0.55, 1.45)
 REFINE = 0.016  # each period is refined within this share of itself
 # Sync peaks tried per pair of periods. The CRC decides, so a chance match in a window stays below
 # (tiling.CANDIDATES + 1)²·SHIFTS / 65,536 = 0.04%.
 SHIFTS = 3
 MAX_SIDE = 1024  # larger pictures (a call recorded at 1080p) are halved until they fit: the period stays in range
 MIN_SIDE = 2 * int(TILE * SCALES[0])  # pixels: at least two tiles at the smallest scale searched
+
+
+def masking_gain(image: np.ndarray) -> np.ndarray:
+    """Where the pattern may be stronger and where weaker (height×width float32, mean 1 over the frame): weak on
+    flat areas, where the eye sees a faint texture (a blurred backdrop), strong on detail, which hides it."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    detail = gray - cv2.GaussianBlur(gray, (0, 0), 2.0)
+    contrast = np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), LOCAL_SIGMA))
+    gain = np.clip(contrast / MASK_CONTRAST, MASK_RANGE[0], MASK_RANGE[1])
+    return gain / float(np.sqrt(np.mean(gain**2)))  # the same energy over the frame: the same PSNR
 
 
 class WatermarkError(ValueError):
@@ -113,10 +126,14 @@ class Watermark:
         pattern = self._detail_tile(self._smooth(cells))
         return pattern / float(np.sqrt(np.mean(pattern**2)))
 
-    def layer(self, message: Payload, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        """The pattern over a `width`×`height` frame as what to add and what to subtract (uint8, 3 channels)."""
+    def layer(
+        self, message: Payload, width: int, height: int, gain: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pattern over a `width`×`height` frame as what to add and what to subtract (uint8, 3 channels);
+        `gain` (height×width) scales it place by place (`masking_gain`)."""
         reps = (math.ceil(height / TILE), math.ceil(width / TILE))
-        levels = np.rint(np.tile(self.tile(message), reps)[:height, :width] * self.strength)
+        levels = np.tile(self.tile(message), reps)[:height, :width] * self.strength
+        levels = np.rint(levels if gain is None else levels * gain)
         plus = np.clip(levels, 0, 255).astype(np.uint8)
         minus = np.clip(-levels, 0, 255).astype(np.uint8)
         return cv2.merge([plus] * 3), cv2.merge([minus] * 3)
