@@ -170,3 +170,14 @@ def test_verify_bad_input_gets_one_clear_line(tmp_path: Path, rendered, capsys) 
         err = capsys.readouterr().err
         assert err.startswith("avatarcam: error: ") and message in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_the_pattern_is_weaker_on_flat_areas_where_the_eye_would_see_it():
+    from avatarcam.marks.watermark import MASK_RANGE, masking_gain
+
+    image = np.full((256, 512, 3), 128, np.uint8)
+    image[:, 256:] = np.random.default_rng(0).integers(60, 200, (256, 256, 1), dtype=np.uint8)  # detail
+    gain = masking_gain(image)
+    assert gain[:, :200].mean() < 0.6 * gain[:, 312:].mean()
+    assert np.sqrt(np.mean(gain**2)) == pytest.approx(1.0, abs=1e-3)  # the same energy: the same PSNR
+    assert gain.min() >= MASK_RANGE[0] * 0.5 and gain.max() <= MASK_RANGE[1] * 2
