@@ -16,7 +16,7 @@ from avatarcam.animators.warp import WarpAnimator
 from avatarcam.avatar import load_avatar
 from avatarcam.config import AnimatorConfig, Config, WarpConfig
 from avatarcam.motion.expressions import close_eyes, open_mouth, smile
-from avatarcam.tracking.geometry import from_canonical, rotation_from_euler, to_canonical
+from avatarcam.tracking.geometry import canonical_shape, from_canonical, rotation_from_euler
 from avatarcam.types import Avatar, Frame, Motion, now_ns
 
 SCRIPT_SECONDS = 12.0  # the script loops
@@ -71,7 +71,7 @@ class DemoSource:
         self._warp = WarpAnimator(AnimatorConfig(size=avatar.size, warp=WarpConfig(grid=min(128, avatar.size))))
         self._warp.prepare(avatar)
         face = avatar.face
-        self._shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+        self._shape = canonical_shape(face)
         self._pad_x = (width - height) // 2
         self._start = time.monotonic()
         self._index = 0

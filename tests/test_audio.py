@@ -23,10 +23,9 @@ from avatarcam.audio.voice import VoiceAnalyzer
 from avatarcam.avatar import load_avatar
 from avatarcam.config import AudioConfig, Config, load_config
 from avatarcam.motion.retarget import mouth_gap
-from avatarcam.motion.voice import canonical_shape
 from avatarcam.stages import Packet
 from avatarcam.stages.voice import VoiceStage
-from avatarcam.tracking.geometry import to_canonical
+from avatarcam.tracking.geometry import canonical_shape, to_canonical
 from avatarcam.types import Frame, Motion
 
 RATE = 48000

@@ -18,7 +18,7 @@ from avatarcam.audio.voice import VoiceAnalyzer
 from avatarcam.config import TrackerConfig
 from avatarcam.io.sources import VideoFileSource
 from avatarcam.motion.retarget import mouth_gap
-from avatarcam.tracking.geometry import to_canonical
+from avatarcam.tracking.geometry import canonical_shape
 from avatarcam.tracking.tracker import Tracker
 
 RATE = 16000
@@ -74,7 +74,7 @@ def tracked_openings(path: Path) -> tuple[np.ndarray, float]:
             if face is None:
                 gaps.append(np.nan)
                 continue
-            shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+            shape = canonical_shape(face)
             gaps.append(mouth_gap(shape))
         fps = source.fps
     tracker.close()
@@ -137,7 +137,7 @@ def voice_sheet(portraits: list[Path], tile: int = 192) -> np.ndarray:
     from avatarcam.avatar import load_avatar
     from avatarcam.config import AnimatorConfig
     from avatarcam.eval.sidebyside import label_strip
-    from avatarcam.motion.voice import canonical_shape, with_voice
+    from avatarcam.motion.voice import with_voice
     from avatarcam.types import Motion
 
     rows = [np.hstack([label_strip(name, tile) for name, *_ in SHEET_SHAPES])]

@@ -13,6 +13,7 @@ import numpy as np
 from avatarcam.config import RetargetConfig
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import (
+    canonical_shape,
     euler_degrees,
     from_canonical,
     lower_face_indices,
@@ -73,7 +74,7 @@ class _Reference:
         self.scale = face.scale
         self.rotation = face.rotation
         self.translation = face.translation
-        self.shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+        self.shape = canonical_shape(face)
 
 
 class Retargeter:
@@ -123,7 +124,7 @@ class Retargeter:
         cfg = self.config
         rel = face.rotation @ ref.rotation.T
         rvec = cv2.Rodrigues(rel)[0].ravel() * cfg.rotation_gain
-        shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+        shape = canonical_shape(face)
         self._settle_reference(shape, ref, t)
         change = (
             rvec,

@@ -9,7 +9,7 @@ import numpy as np
 
 from avatarcam.motion.expressions import close_eyes, move_corners, open_mouth
 from avatarcam.tracking.geometry import from_canonical, rotation_from_euler, to_canonical
-from avatarcam.types import Face, Motion
+from avatarcam.types import Motion
 
 # The voice's widest opening, as a share of the demo's full jaw drop (0.2 iod): speech keeps the lips within
 # ~0.1 iod (the tracked inner-lip gap on the real clips: 0.05 iod spread), and the dark interior the warp lays
@@ -33,10 +33,6 @@ def idle(t: float) -> tuple[float, tuple[float, float, float]]:
         roll * math.sin(2 * math.pi * t / 9.7 + 2.0),
     )
     return blink, sway
-
-
-def canonical_shape(face: Face) -> np.ndarray:
-    return to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
 
 
 def pose_of(motion: Motion, shape: np.ndarray) -> tuple[float, np.ndarray]:

@@ -7,8 +7,9 @@ import numpy as np
 
 from avatarcam.audio.engine import acquire_engine, release_engine
 from avatarcam.config import Config
-from avatarcam.motion.voice import canonical_shape, with_voice
+from avatarcam.motion.voice import with_voice
 from avatarcam.stages import Packet, StageBase
+from avatarcam.tracking.geometry import canonical_shape
 from avatarcam.types import Avatar
 
 

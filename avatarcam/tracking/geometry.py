@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from avatarcam.tracking import topology as T
+from avatarcam.types import Face
 
 CANONICAL_FILE = "canonical_face.npy"
 
@@ -62,6 +63,11 @@ def fit_pose(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
 def to_canonical(landmarks: np.ndarray, scale: float, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
     """The face's own shape in the canonical frame (pose removed)."""
     return (landmarks - trans) @ rot / scale
+
+
+def canonical_shape(face: Face) -> np.ndarray:
+    """A tracked face's own shape in the canonical frame (its pose removed)."""
+    return to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
 
 
 def from_canonical(shape: np.ndarray, scale: float, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from avatarcam.models.talking_head import blend
 from avatarcam.runtime.background import report_progress
 from avatarcam.runtime.onnx import quantize_int8
 from avatarcam.runtime.weights import checked_file
-from avatarcam.tracking.geometry import to_canonical
+from avatarcam.tracking.geometry import canonical_shape
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.train.talking_head.export import FP32_NODES, export_generator, load_networks, parity
 from avatarcam.train.talking_head.losses import LossWeights, discriminator_step, generator_loss
@@ -81,7 +81,7 @@ def training_views(avatar: Avatar, count: int, rng: np.random.Generator) -> dict
     config = AnimatorConfig(size=avatar.size)
     warp = WarpAnimator(config)
     warp.prepare(avatar)
-    shape = to_canonical(face.landmarks.astype(np.float64), face.scale, face.rotation, face.translation)
+    shape = canonical_shape(face)
     back, moved, moved_drawings = [], [], []
     own = Motion(face.landmarks, face.rotation)
     for t in rng.uniform(0, SCRIPT_SECONDS, size=count):
