@@ -504,6 +504,28 @@ def cmd_train_stylegan(args: argparse.Namespace) -> int:
     return _report_losses(args.out, losses)
 
 
+def cmd_train_dcgan(args: argparse.Namespace) -> int:
+    import torch
+
+    from avatarcam.identities.generator import IdentityGenerator
+    from avatarcam.train.common import start_run
+    from avatarcam.train.stargan.data import AttributeDataset
+    from avatarcam.train.stylegan.dcgan import train_dcgan
+
+    # Framed and sized as the identity generator's faces, from the same faces (all but the held-out split).
+    generator = IdentityGenerator(folder=Path(args.weights) if args.weights else None)
+    seconds = args.seconds or generator.train_seconds
+    if not seconds or seconds <= 0:
+        raise ValueError("give --seconds: a positive compute time (these weights do not say how long they trained)")
+    _, _, _, out = start_run(args.out, args.threads, 0)
+    size, crop = generator.resolution, generator.crop
+    faces = torch.cat([AttributeDataset(args.cache, s).faces(size, crop) for s in ("train", "judge")])
+    gen = train_dcgan(faces, out, seconds, progress=not args.quiet)
+    params = sum(p.numel() for p in gen.parameters())
+    print(f"{out}: DCGAN baseline at {size}², {seconds:.0f} s of compute, {params:,} parameters")
+    return 0
+
+
 def cmd_export_stylegan(args: argparse.Namespace) -> int:
     from avatarcam.train.stylegan.export import export_stylegan
 
@@ -525,8 +547,9 @@ def cmd_identity_eval(args: argparse.Namespace) -> int:
 
     driver = Path(args.driver) if args.driver else SHARED / "data" / "driving" / "lp_d14.mp4"
     weights = Path(args.weights) if args.weights else None
+    baseline = Path(args.baseline) if args.baseline else None
     report = evaluate_identities(
-        Path(args.cache), driver, Path(args.out), args.samples, args.truncation, weights, args.baseline_seconds
+        Path(args.cache), driver, Path(args.out), args.samples, args.truncation, weights, baseline
     )
     print(json.dumps(report, indent=1))
     print(f"wrote {args.out}/identities_eval.json and {args.out}/mixing.png")
@@ -805,8 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
     iev.add_argument("--truncation", type=float, default=0.7, help="ψ of the samples")
     iev.add_argument("--driver", help="clip that animates each accepted sample (default: lp_d14.mp4 in shared data)")
     iev.add_argument("--weights", help="folder with the exported generator (default: the shipped weights)")
-    iev.add_argument("--baseline-seconds", type=float, help="DCGAN training time (default: the generator's own)")
-    iev.add_argument("--out", default="identities_eval", help="folder for the report, the grid and the baseline")
+    iev.add_argument("--baseline", help="run folder of `avatarcam train dcgan`: its figures are reported beside")
+    iev.add_argument("--out", default="identities_eval", help="folder for the report and the mixing grid")
     iev.set_defaults(func=cmd_identity_eval)
 
     swap = sub.add_parser("faceswap", help="face swap data: extract faces, record from the webcam")
@@ -893,6 +916,14 @@ def build_parser() -> argparse.ArgumentParser:
     sty = train_sub.add_parser("stylegan", help="identities: StyleGAN generator + critic (resumable; torchrun-ready)")
     preset_training_options(sty)
     sty.set_defaults(func=cmd_train_stylegan)
+    dc = train_sub.add_parser("dcgan", help="the plain DCGAN the identity generator is measured against (resumable)")
+    dc.add_argument("--cache", required=True, help="attribute cache (the identity generator's training faces)")
+    dc.add_argument("--out", required=True, help="run folder (a cut-short run resumes)")
+    dc.add_argument("--seconds", type=float, help="compute time (default: the identity generator's training time)")
+    dc.add_argument("--weights", help="folder with the identity generator it is framed like (default: shipped)")
+    dc.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    dc.add_argument("--quiet", action="store_true", help="no progress bar")
+    dc.set_defaults(func=cmd_train_dcgan)
     return parser
 
 

@@ -191,17 +191,28 @@ def test_the_frechet_distance_diversity_and_novelty_against_values_worked_out_by
     np.testing.assert_allclose(nearest_distances(points, np.array([[0.0, 0.0], [3.0, 3.0]])), [0.0, 1.0, 1.0])
 
 
-def test_the_dcgan_baseline_trains_for_the_time_it_is_given(shared_data: Path, tmp_path: Path) -> None:
-    from avatarcam.train.stylegan.dcgan import DCGAN_FILE, DCCritic, DCGenerator, train_dcgan
+def test_the_dcgan_baseline_trains_for_the_time_it_is_given_and_resumes(shared_data: Path, tmp_path: Path) -> None:
+    from avatarcam.train.stylegan.dcgan import DCGAN_FILE, DCCritic, DCGenerator, load_dcgan, train_dcgan
 
     assert DCGenerator(64)(torch.randn(2, 100)).shape == (2, 3, 64, 64) and DCCritic(64)(
         torch.zeros(2, 3, 64, 64)
     ).shape == (2, 1)
+    faces = _real_faces(shared_data, 32, 32)
     with deterministic_training():
-        gen = train_dcgan(_real_faces(shared_data, 32, 32), tmp_path, seconds=2.0, batch=8, progress=False)
-    state = torch.load(tmp_path / DCGAN_FILE, weights_only=False)
-    assert state["steps"] > 0 and state["seconds"] == 2.0
+        train_dcgan(faces, tmp_path, seconds=1.0, batch=8, progress=False)
+        first = torch.load(tmp_path / DCGAN_FILE, weights_only=False)
+        assert first["steps"] > 0 and 1.0 <= first["seconds"] < 3.0
+        # Cut short, then given more time: it goes on from where it stopped, not from scratch.
+        train_dcgan(faces, tmp_path, seconds=2.0, batch=8, progress=False)
+    second = torch.load(tmp_path / DCGAN_FILE, weights_only=False)
+    assert second["steps"] > first["steps"] and 2.0 <= second["seconds"] < 4.0
+    gen, trained = load_dcgan(tmp_path)
+    assert trained == {"steps": second["steps"], "seconds": second["seconds"], "resolution": 32}
     assert gen(torch.randn(3, 100)).shape == (3, 3, 32, 32)
+    with pytest.raises(ValueError, match="32²"):
+        train_dcgan(_real_faces(shared_data, 4, 64), tmp_path, seconds=3.0, batch=2, progress=False)
+    with pytest.raises(FileNotFoundError, match="avatarcam train dcgan"):
+        load_dcgan(tmp_path / "nothing")
 
 
 def test_sample_figures_on_real_faces_and_a_blank(shared_data: Path, demo_frames) -> None:
@@ -234,20 +245,16 @@ def test_identity_eval_reports_both_generators_and_draws_the_mixing_grid(
     cache = small_attribute_cache(shared_data, tmp_path, 211, 30, monkeypatch)
     manifest = json.loads((trained / "weights" / "manifest.json").read_text())["files"]
     assert manifest[SYNTHESIS]["train_seconds"] > 0  # the baseline's budget by default
-    argv = ["identity", "eval", "--cache", str(cache), "--samples", "4", "--weights"]
-    argv += [
-        str(trained / "weights"),
-        "--baseline-seconds",
-        "1",
-        "--driver",
-        str(talking_video),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    baseline = tmp_path / "dcgan"
+    train = ["train", "dcgan", "--cache", str(cache), "--out", str(baseline), "--seconds", "1", "--quiet"]
+    assert main([*train, "--weights", str(trained / "weights")]) == 0
+    argv = ["identity", "eval", "--cache", str(cache), "--samples", "4", "--weights", str(trained / "weights")]
+    argv += ["--baseline", str(baseline), "--driver", str(talking_video), "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     report = json.loads((tmp_path / "out" / "identities_eval.json").read_text())
     for name in ("stylegan", "dcgan"):
         assert report[name]["samples"] == 4 and 0 <= report[name]["dlib_found"] <= 1
+    assert report["baseline_seconds"] >= 1.0 and report["baseline_steps"] > 0
     grid = cv2.imread(str(tmp_path / "out" / "mixing.png"))
     assert grid.shape == (5 * 128, 7 * 128, 3)  # a header row and column of sources, 4 × 6 mixes
 

@@ -54,9 +54,10 @@ def pick_preset(presets: Mapping[str, Settings], name: str, **changes: object) -
 
 
 def history_means(history: list[dict[str, float]], keys: Iterable[str] | None = None) -> dict[str, float]:
-    """Each loss's mean over the recent steps that logged it (every key any step logged, sorted, by default)."""
+    """Each loss's mean over the recent steps that logged it (every key any step logged, sorted, by default); a
+    key no recent step logged (a lazy regularizer right after a resume) is left out."""
     keys = sorted({k for h in history for k in h}) if keys is None else keys
-    return {k: float(np.mean([h[k] for h in history if k in h])) for k in keys}
+    return {k: float(np.mean(v)) for k in keys if (v := [h[k] for h in history if k in h])}
 
 
 def end_run(world: int) -> None:

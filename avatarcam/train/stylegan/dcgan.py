@@ -57,20 +57,46 @@ class DCCritic(nn.Module):
         return self.net(x).flatten(1)
 
 
+CHECKPOINT_SECONDS = 120.0
+
+
+def compute_seconds() -> float:
+    """This process's CPU time over torch's threads: its wall time when it runs alone, but not the time it waits
+    for the cores (other work, a pause), so a baseline trained beside other jobs still gets its full share."""
+    return time.process_time() / torch.get_num_threads()
+
+
 def train_dcgan(
     faces: torch.Tensor, out: Path, seconds: float, batch: int = 32, seed: int = 0, progress: bool = True
 ) -> DCGenerator:
-    """Trains on uint8 faces N×3×R×R for `seconds` of wall time (the identity generator's training time) and
-    writes `out/dcgan.pt`; returns the generator (eval mode)."""
+    """Trains on uint8 faces N×3×R×R for `seconds` of compute (the identity generator's training time), resuming
+    `out/dcgan.pt` if a run was cut short (checkpoints every CHECKPOINT_SECONDS); returns the generator."""
     torch.manual_seed(seed)
-    rng = torch.Generator().manual_seed(seed)
     resolution = faces.shape[-1]
     gen, critic = DCGenerator(resolution), DCCritic(resolution)
     g_opt = torch.optim.Adam(gen.parameters(), 2e-4, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(critic.parameters(), 2e-4, betas=(0.5, 0.999))
-    start, step = time.monotonic(), 0
-    bar = tqdm(desc="dcgan", unit="step", disable=not progress)
-    while time.monotonic() - start < seconds:
+    step, trained = 0, 0.0
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / DCGAN_FILE).is_file():
+        state = torch.load(out / DCGAN_FILE, weights_only=False)
+        if state["resolution"] != resolution:
+            raise ValueError(f"{out / DCGAN_FILE} trains at {state['resolution']}², not {resolution}²")
+        gen.load_state_dict(state["generator"])
+        critic.load_state_dict(state["critic"])
+        g_opt.load_state_dict(state["g_opt"])
+        d_opt.load_state_dict(state["d_opt"])
+        step, trained = state["steps"], state["seconds"]
+    rng = torch.Generator().manual_seed(seed * 1000 + step)
+
+    def save() -> None:
+        state = {"generator": gen.state_dict(), "critic": critic.state_dict(), "g_opt": g_opt.state_dict()}
+        state |= {"d_opt": d_opt.state_dict(), "steps": step, "seconds": trained, "resolution": resolution}
+        save_atomic(state, out / DCGAN_FILE)
+
+    bar = tqdm(desc="dcgan", unit="s", total=round(seconds), initial=round(min(trained, seconds)), disable=not progress)
+    clock = saved = compute_seconds()
+    while trained < seconds:
         real = faces[torch.randint(len(faces), (batch,), generator=rng)].float() / 127.5 - 1
         fake = gen(torch.randn(batch, gen.z_dim, generator=rng))
         d_loss = F.softplus(critic(fake.detach())).mean() + F.softplus(-critic(real)).mean()
@@ -82,8 +108,24 @@ def train_dcgan(
         g_loss.backward()
         g_opt.step()
         step += 1
-        bar.update(1)
+        now = compute_seconds()
+        trained, clock = trained + now - clock, now
+        bar.n = round(min(trained, seconds))
+        bar.set_postfix(step=step, refresh=True)
+        if now - saved >= CHECKPOINT_SECONDS:
+            save()
+            saved = now
     bar.close()
-    out.mkdir(parents=True, exist_ok=True)
-    save_atomic({"generator": gen.state_dict(), "steps": step, "seconds": seconds}, out / DCGAN_FILE)
+    save()
     return gen.eval()
+
+
+def load_dcgan(run: Path) -> tuple[DCGenerator, dict]:
+    """The baseline trained in `run` (eval mode) and its steps, seconds and resolution."""
+    path = run / DCGAN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {DCGAN_FILE} in {run}: run `avatarcam train dcgan --out {run}` first")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    gen = DCGenerator(state["resolution"])
+    gen.load_state_dict(state["generator"])
+    return gen.eval(), {k: state[k] for k in ("steps", "seconds", "resolution")}

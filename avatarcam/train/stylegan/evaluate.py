@@ -1,4 +1,5 @@
-"""The identity generator's figures (issue targets), each against the DCGAN baseline trained for the same time:
+"""The identity generator's figures (issue targets), each beside a DCGAN baseline trained for as long
+(`avatarcam train dcgan`):
 
 - found: the share of samples (upscaled to EVAL_SIZE) in which dlib and MediaPipe find a face;
 - accepted: the share `make_avatar` takes as an avatar portrait (`as_portrait` at 512²), and whether each accepted
@@ -29,7 +30,7 @@ from avatarcam.stages.chain import motion_chain
 from avatarcam.tracking.facemesh import FaceMeshDetector
 from avatarcam.train.common import to_image
 from avatarcam.train.stargan.data import AttributeDataset
-from avatarcam.train.stylegan.dcgan import train_dcgan
+from avatarcam.train.stylegan.dcgan import load_dcgan
 from avatarcam.types import Frame
 
 EVAL_SIZE = 256
@@ -131,40 +132,37 @@ def evaluate_identities(
     samples: int = 500,
     truncation: float = 0.7,
     weights: Path | None = None,
-    baseline_seconds: float | None = None,
+    baseline: Path | None = None,
     driver_frames: int = 16,
-    progress: bool = True,
 ) -> dict:
-    """The shipped generator's figures beside a DCGAN trained for as long (its training time from the manifest,
-    or `baseline_seconds`), on `samples` faces each; writes `out/identities_eval.json` and `out/mixing.png`."""
+    """The shipped generator's figures, and beside them those of the DCGAN trained in `baseline` if given, on
+    `samples` faces each; writes `out/identities_eval.json` and `out/mixing.png`."""
     if not IdentityEmbedder.available():
         raise RuntimeError("the identity figures need dlib: pip install -e '.[eval]'")
     generator = IdentityGenerator(folder=weights)
-    seconds = baseline_seconds if baseline_seconds is not None else generator.train_seconds
-    if not seconds:
-        raise ValueError("these weights do not say how long they trained: give --baseline-seconds")
     size, crop = generator.resolution, generator.crop  # real faces framed as the generator's are
+    dcgan, trained = load_dcgan(baseline) if baseline else (None, {})
+    if dcgan is not None and trained["resolution"] != size:
+        raise ValueError(f"the baseline in {baseline} makes {trained['resolution']}² faces, the generator {size}²")
     real = torch.cat([AttributeDataset(cache, s).faces(size, crop) for s in ("train", "judge")])
     held = AttributeDataset(cache, "holdout").faces(size, crop)
     identity = IdentityEmbedder()
     as_rgb = lambda t: [f.permute(1, 2, 0).numpy() for f in t]  # noqa: E731
     training, held_out = embed(identity, as_rgb(real)), embed(identity, as_rgb(held))
     frames, _ = video_frames(driver, driver_frames)
-    driven = list(frames)
     ours = [generator.face(seed, truncation) for seed in range(samples)]
-    baseline = train_dcgan(real, out, seconds, progress=progress)
-    with torch.no_grad():
-        theirs = [
-            to_image(f)
-            for f in baseline(torch.randn(samples, baseline.z_dim, generator=torch.Generator().manual_seed(0)))
-        ]
     report = {
         "samples": samples,
         "truncation": truncation,
-        "baseline_seconds": seconds,
-        "stylegan": sample_figures(ours, identity, training, held_out, driven),
-        "dcgan": sample_figures(theirs, identity, training, held_out, []),
+        "generator_seconds": generator.train_seconds,
+        "stylegan": sample_figures(ours, identity, training, held_out, list(frames)),
     }
+    if dcgan is not None:
+        with torch.no_grad():
+            z = torch.randn(samples, dcgan.z_dim, generator=torch.Generator().manual_seed(0))
+            theirs = [to_image(f) for f in dcgan(z)]
+        report |= {"baseline_seconds": trained["seconds"], "baseline_steps": trained["steps"]}
+        report["dcgan"] = sample_figures(theirs, identity, training, held_out, [])
     mixing_grid(
         lambda seed, **kw: generator.face(seed, truncation, **kw), range(4), range(100, 106), out / "mixing.png"
     )
