@@ -235,6 +235,10 @@ def test_sample_figures_on_real_faces_and_a_blank(shared_data: Path, demo_frames
     assert isinstance(figures["frechet"], float)  # its values: the hand-worked test above
 
 
+def _no_embedding_of_real_faces(identity, faces, label=""):
+    raise AssertionError(f"embedded {label} again")
+
+
 def test_identity_eval_reports_both_generators_and_draws_the_mixing_grid(
     trained: Path, shared_data: Path, talking_video: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -255,6 +259,11 @@ def test_identity_eval_reports_both_generators_and_draws_the_mixing_grid(
     for name in ("stylegan", "dcgan"):
         assert report[name]["samples"] == 4 and 0 <= report[name]["dlib_found"] <= 1
     assert report["baseline_seconds"] >= 1.0 and report["baseline_steps"] > 0
+    # The real faces' embeddings are kept for the next evaluation of the same cache: not computed again.
+    assert (tmp_path / "out" / "real_embeddings.npz").is_file()
+    monkeypatch.setattr("avatarcam.train.stylegan.evaluate.embed", _no_embedding_of_real_faces)
+    monkeypatch.setattr("avatarcam.train.stylegan.evaluate.sample_figures", lambda *a, **k: {"samples": 4})
+    assert main(argv) == 0
     grid = cv2.imread(str(tmp_path / "out" / "mixing.png"))
     assert grid.shape == (5 * 128, 7 * 128, 3)  # a header row and column of sources, 4 × 6 mixes
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 from scipy import linalg
+from tqdm import tqdm
 
 from avatarcam.avatar import AvatarError, make_avatar
 from avatarcam.config import load_config
@@ -64,10 +65,33 @@ def nearest_distances(samples: np.ndarray, references: np.ndarray, chunk: int = 
     return np.concatenate(best)
 
 
-def embed(identity: Callable[[np.ndarray], np.ndarray | None], faces: Sequence[np.ndarray]) -> np.ndarray:
-    """dlib embeddings of the faces it finds (upscaled), N_found × 128."""
+def embed(
+    identity: Callable[[np.ndarray], np.ndarray | None], faces: Sequence[np.ndarray], label: str = ""
+) -> np.ndarray:
+    """dlib embeddings of the faces it finds (upscaled), N_found × 128; a progress bar named `label` if given."""
+    faces = tqdm(faces, desc=label, unit="face", disable=not label, leave=False)
     found = [e for e in (identity(upscaled(f)) for f in faces) if e is not None]
     return np.stack(found) if found else np.zeros((0, 128))
+
+
+def real_embeddings(
+    identity: Callable[[np.ndarray], np.ndarray | None], cache: Path, size: int, crop: float, out: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """dlib embeddings of the training faces (the train and judge splits) and of the held-out ones, framed as the
+    generator's; kept in `out` for the next evaluation of the same cache and framing (they take minutes)."""
+    path = out / "real_embeddings.npz"
+    key = f"{Path(cache).resolve()} {size} {crop}"
+    if path.is_file():
+        kept = np.load(path)
+        if str(kept["key"]) == key:
+            return kept["training"], kept["held_out"]
+    as_rgb = lambda t: [f.permute(1, 2, 0).numpy() for f in t]  # noqa: E731
+    real = torch.cat([AttributeDataset(cache, s).faces(size, crop) for s in ("train", "judge")])
+    training = embed(identity, as_rgb(real), "training faces")
+    held_out = embed(identity, as_rgb(AttributeDataset(cache, "holdout").faces(size, crop)), "held-out faces")
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(path, key=key, training=training, held_out=held_out)
+    return training, held_out
 
 
 def sample_figures(
@@ -76,17 +100,19 @@ def sample_figures(
     training: np.ndarray,
     held_out: np.ndarray,
     driver: Sequence[Frame],
+    label: str = "",
 ) -> dict:
-    """The figures of one generator's samples; `training` and `held_out` are dlib embeddings of real faces."""
+    """The figures of one generator's samples; `training` and `held_out` are dlib embeddings of real faces.
+    `label` names the progress bars (none without)."""
     detector = FaceMeshDetector(static=True, max_faces=1)
     try:
         mediapipe = float(np.mean([detector(upscaled(f)) is not None for f in faces]))
     finally:
         detector.close()
-    embeddings = embed(identity, faces)
+    embeddings = embed(identity, faces, f"{label}: dlib" if label else "")
     accepted, animated = 0, 0
     chain = motion_chain(load_config(overrides={"animator.size": 256}))  # one chain: it prepares each avatar
-    for face in faces:
+    for face in tqdm(faces, desc=f"{label}: as avatars", unit="face", disable=not label, leave=False):
         try:
             avatar = make_avatar(as_portrait(face, 512), 256, name="sample")
         except AvatarError:
@@ -144,25 +170,22 @@ def evaluate_identities(
     dcgan, trained = load_dcgan(baseline) if baseline else (None, {})
     if dcgan is not None and trained["resolution"] != size:
         raise ValueError(f"the baseline in {baseline} makes {trained['resolution']}² faces, the generator {size}²")
-    real = torch.cat([AttributeDataset(cache, s).faces(size, crop) for s in ("train", "judge")])
-    held = AttributeDataset(cache, "holdout").faces(size, crop)
     identity = IdentityEmbedder()
-    as_rgb = lambda t: [f.permute(1, 2, 0).numpy() for f in t]  # noqa: E731
-    training, held_out = embed(identity, as_rgb(real)), embed(identity, as_rgb(held))
+    training, held_out = real_embeddings(identity, cache, size, crop, out)
     frames, _ = video_frames(driver, driver_frames)
     ours = [generator.face(seed, truncation) for seed in range(samples)]
     report = {
         "samples": samples,
         "truncation": truncation,
         "generator_seconds": generator.train_seconds,
-        "stylegan": sample_figures(ours, identity, training, held_out, list(frames)),
+        "stylegan": sample_figures(ours, identity, training, held_out, list(frames), "stylegan"),
     }
     if dcgan is not None:
         with torch.no_grad():
             z = torch.randn(samples, dcgan.z_dim, generator=torch.Generator().manual_seed(0))
             theirs = [to_image(f) for f in dcgan(z)]
         report |= {"baseline_seconds": trained["seconds"], "baseline_steps": trained["steps"]}
-        report["dcgan"] = sample_figures(theirs, identity, training, held_out, [])
+        report["dcgan"] = sample_figures(theirs, identity, training, held_out, [], "dcgan")
     mixing_grid(
         lambda seed, **kw: generator.face(seed, truncation, **kw), range(4), range(100, 106), out / "mixing.png"
     )
