@@ -491,36 +491,30 @@ def cmd_export_stargan(args: argparse.Namespace) -> int:
 
 
 def cmd_train_stylegan(args: argparse.Namespace) -> int:
-    import torch
 
-    from avatarcam.train.stargan.data import AttributeDataset
-    from avatarcam.train.stylegan.train import preset, train_stylegan
+    from avatarcam.train.stylegan.train import preset, train_stylegan, training_faces
 
     settings = preset(args.preset, steps=args.steps, batch=args.batch, threads=args.threads)
-    # Every face but the held-out ones (they are the real side of the evaluation's Fréchet distance).
-    splits = ("train", "judge")
-    faces = torch.cat([AttributeDataset(args.cache, s).faces(settings.resolution, settings.crop) for s in splits])
+    faces = training_faces(args.cache, settings.resolution, settings.crop)
     losses = train_stylegan(faces, args.out, settings, progress=not args.quiet)
     return _report_losses(args.out, losses)
 
 
 def cmd_train_dcgan(args: argparse.Namespace) -> int:
-    import torch
 
     from avatarcam.identities.generator import IdentityGenerator
     from avatarcam.train.common import start_run
-    from avatarcam.train.stargan.data import AttributeDataset
     from avatarcam.train.stylegan.dcgan import train_dcgan
+    from avatarcam.train.stylegan.train import training_faces
 
-    # Framed and sized as the identity generator's faces, from the same faces (all but the held-out split).
+    # The identity generator's faces, framed and sized as it learned them.
     generator = IdentityGenerator(folder=Path(args.weights) if args.weights else None)
     seconds = args.seconds or generator.train_seconds
     if not seconds or seconds <= 0:
         raise ValueError("give --seconds: a positive compute time (these weights do not say how long they trained)")
     _, _, _, out = start_run(args.out, args.threads, 0)
     size, crop = generator.resolution, generator.crop
-    faces = torch.cat([AttributeDataset(args.cache, s).faces(size, crop) for s in ("train", "judge")])
-    gen = train_dcgan(faces, out, seconds, progress=not args.quiet)
+    gen = train_dcgan(training_faces(args.cache, size, crop), out, seconds, progress=not args.quiet)
     params = sum(p.numel() for p in gen.parameters())
     print(f"{out}: DCGAN baseline at {size}², {seconds:.0f} s of compute, {params:,} parameters")
     return 0

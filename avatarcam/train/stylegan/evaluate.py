@@ -32,6 +32,7 @@ from avatarcam.tracking.facemesh import FaceMeshDetector
 from avatarcam.train.common import to_image
 from avatarcam.train.stargan.data import AttributeDataset
 from avatarcam.train.stylegan.dcgan import load_dcgan
+from avatarcam.train.stylegan.train import training_faces
 from avatarcam.types import Frame
 
 EVAL_SIZE = 256
@@ -86,8 +87,7 @@ def real_embeddings(
         if str(kept["key"]) == key:
             return kept["training"], kept["held_out"]
     as_rgb = lambda t: [f.permute(1, 2, 0).numpy() for f in t]  # noqa: E731
-    real = torch.cat([AttributeDataset(cache, s).faces(size, crop) for s in ("train", "judge")])
-    training = embed(identity, as_rgb(real), "training faces")
+    training = embed(identity, as_rgb(training_faces(cache, size, crop)), "training faces")
     held_out = embed(identity, as_rgb(AttributeDataset(cache, "holdout").faces(size, crop)), "held-out faces")
     out.mkdir(parents=True, exist_ok=True)
     np.savez(path, key=key, training=training, held_out=held_out)

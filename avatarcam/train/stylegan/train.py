@@ -28,6 +28,7 @@ from tqdm import tqdm
 from avatarcam.models.stylegan import StyleCritic, StyleGenerator, mix
 from avatarcam.train.augment import augment
 from avatarcam.train.common import end_run, history_means, pick_preset, save_atomic, start_run, write_grid
+from avatarcam.train.stargan.data import AttributeDataset
 
 CHECKPOINT = "stylegan.pt"
 EMA_RAMPUP = 0.05  # the average's half-life is at most this share of the faces seen so far
@@ -117,6 +118,13 @@ def r1_penalty(critic: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(dim=1).mean()
+
+
+def training_faces(cache: str | Path, size: int, crop: float) -> torch.Tensor:
+    """Every face of the attribute cache but the held-out ones (they are the real side of the evaluation's
+    Fréchet distance), uint8 N×3×size×size framed as the identity generator learns them: what it and its DCGAN
+    baseline train on."""
+    return torch.cat([AttributeDataset(cache, split).faces(size, crop) for split in ("train", "judge")])
 
 
 def train_stylegan(
