@@ -191,6 +191,23 @@ def test_the_frechet_distance_diversity_and_novelty_against_values_worked_out_by
     np.testing.assert_allclose(nearest_distances(points, np.array([[0.0, 0.0], [3.0, 3.0]])), [0.0, 1.0, 1.0])
 
 
+def test_precision_and_recall_against_values_worked_out_by_hand() -> None:
+    from avatarcam.train.stylegan.evaluate import manifold_shares, real_figures
+
+    # Ten real faces on a line, 1 apart: each one's ball reaches its 3rd neighbour (2 away; 3 at the ends).
+    reals = np.stack([np.arange(10.0), np.zeros(10)], axis=1)
+    assert manifold_shares(reals + [0.5, 0.0], reals) == {"precision": 1.0, "recall": 1.0}
+    # Collapsed onto one point beside the first face: every sample is a plausible face, none of the rest is covered.
+    assert manifold_shares(np.tile([[0.5, 0.0]], (10, 1)), reals) == {"precision": 1.0, "recall": 0.0}
+    assert manifold_shares(reals + [100.0, 0.0], reals)["precision"] == 0.0  # nowhere near a face
+    # The larger set is cut to the smaller's size first (the balls' radii depend on it): 20 collapsed samples too.
+    assert manifold_shares(np.tile([[0.5, 0.0]], (20, 1)), reals)["recall"] == 0.0
+    calibration = real_figures(training=np.array([[0.0, 0.1], [50.0, 0.0]]), held_out=reals)
+    assert calibration["faces"] == 10 and calibration["novelty_min"] == pytest.approx(0.1)
+    assert calibration["novelty_share"] == 0.9  # all but the face at 0 are ≥ 0.35 from every training face
+    assert calibration["diversity"] == pytest.approx(165 / 45)  # Σ d·(10 − d) over d = 1…9, over 45 pairs
+
+
 def test_the_dcgan_baseline_trains_for_the_time_it_is_given_and_resumes(shared_data: Path, tmp_path: Path) -> None:
     from avatarcam.train.stylegan.dcgan import DCGAN_FILE, DCCritic, DCGenerator, load_dcgan, train_dcgan
 
@@ -258,6 +275,8 @@ def test_identity_eval_reports_both_generators_and_draws_the_mixing_grid(
     report = json.loads((tmp_path / "out" / "identities_eval.json").read_text())
     for name in ("stylegan", "dcgan"):
         assert report[name]["samples"] == 4 and 0 <= report[name]["dlib_found"] <= 1
+        assert {"precision", "recall"} <= report[name].keys()
+    assert report["real_held_out"]["faces"] > 0  # the calibration beside them
     assert report["baseline_seconds"] >= 1.0 and report["baseline_steps"] > 0
     # The real faces' embeddings are kept for the next evaluation of the same cache: not computed again.
     assert (tmp_path / "out" / "real_embeddings.npz").is_file()

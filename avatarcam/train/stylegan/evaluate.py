@@ -6,8 +6,14 @@
   one animates with the warp on a real clip without a failed frame;
 - diversity: mean pairwise dlib embedding distance between samples;
 - novelty: each sample's distance to its nearest training face (all must be ≥ NOVELTY);
+- precision and recall (Kynkäänniemi et al., 2019): the share of samples inside the real faces' manifold, and of
+  real faces inside the samples' (each point's ball reaching its K-th nearest neighbour); recall shows how much
+  of real faces' variety a generator covers, where diversity alone cannot say which part is missing;
 - Fréchet distance between the dlib embeddings of the samples and of held-out real faces (a Gaussian fitted to
   each: ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½)).
+
+The held-out real faces get the same figures, as the calibration: what real faces, framed as the generator's,
+score on each.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 from scipy import linalg
+from scipy.spatial.distance import cdist, pdist
 from tqdm import tqdm
 
 from avatarcam.avatar import AvatarError, make_avatar
@@ -37,6 +44,7 @@ from avatarcam.types import Frame
 
 EVAL_SIZE = 256
 NOVELTY = 0.35
+NEIGHBOURS = 3  # K of precision and recall, as in their paper
 
 
 def upscaled(face: np.ndarray, size: int = EVAL_SIZE) -> np.ndarray:
@@ -53,17 +61,49 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def mean_pairwise_distance(embeddings: np.ndarray) -> float:
-    d = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=2)
-    return float(d[np.triu_indices(len(embeddings), 1)].mean())
+    return float(pdist(embeddings).mean())
 
 
 def nearest_distances(samples: np.ndarray, references: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Each sample's distance to its nearest reference."""
-    best = []
-    for i in range(0, len(samples), chunk):
-        d = np.linalg.norm(samples[i : i + chunk, None] - references[None], axis=2)
-        best.append(d.min(axis=1))
-    return np.concatenate(best)
+    return np.concatenate(
+        [cdist(samples[i : i + chunk], references).min(axis=1) for i in range(0, len(samples), chunk)]
+    )
+
+
+def manifold_shares(samples: np.ndarray, reals: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Precision (samples inside the real faces' manifold) and recall (real faces inside the samples'). Each ball's
+    radius depends on how many points share the space, so the larger set is first cut to the smaller's size."""
+    rng = np.random.default_rng(seed)
+    n = min(len(samples), len(reals))
+    if n <= NEIGHBOURS:
+        return {"precision": float("nan"), "recall": float("nan")}
+    samples, reals = (x[rng.choice(len(x), n, replace=False)] if len(x) > n else x for x in (samples, reals))
+
+    def inside(points: np.ndarray, centres: np.ndarray) -> float:
+        radii = np.sort(cdist(centres, centres), axis=1)[:, NEIGHBOURS]  # column 0: each centre itself
+        return float((cdist(points, centres) <= radii).any(axis=1).mean())
+
+    return {"precision": inside(samples, reals), "recall": inside(reals, samples)}
+
+
+def real_figures(training: np.ndarray, held_out: np.ndarray) -> dict:
+    """The calibration: the held-out real faces' own diversity and novelty, and one random half's Fréchet
+    distance, precision and recall against the other (what two sets of real faces score; a random half, as the
+    faces come in the order of their file names, which begin with the age)."""
+    if len(held_out) < 2 or not len(training):
+        return {"faces": len(held_out)}
+    nearest = nearest_distances(held_out, training)
+    shuffled = held_out[np.random.default_rng(0).permutation(len(held_out))]
+    half = len(held_out) // 2
+    return {
+        "faces": len(held_out),
+        "diversity": mean_pairwise_distance(held_out),
+        "novelty_min": float(nearest.min()),
+        "novelty_share": float((nearest >= NOVELTY).mean()),
+        "frechet": frechet_distance(shuffled[:half], shuffled[half:]),
+        **manifold_shares(shuffled[:half], shuffled[half:]),
+    }
 
 
 def embed(
@@ -137,6 +177,7 @@ def sample_figures(
         "frechet": frechet_distance(embeddings, held_out)
         if len(embeddings) > 2 and len(held_out) > 2
         else float("nan"),
+        **manifold_shares(embeddings, held_out),
     }
 
 
@@ -178,6 +219,7 @@ def evaluate_identities(
         "samples": samples,
         "truncation": truncation,
         "generator_seconds": generator.train_seconds,
+        "real_held_out": real_figures(training, held_out),
         "stylegan": sample_figures(ours, identity, training, held_out, list(frames), "stylegan"),
     }
     if dcgan is not None:
