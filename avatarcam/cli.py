@@ -491,7 +491,6 @@ def cmd_export_stargan(args: argparse.Namespace) -> int:
 
 
 def cmd_train_stylegan(args: argparse.Namespace) -> int:
-
     from avatarcam.train.stylegan.train import preset, train_stylegan, training_faces
 
     settings = preset(args.preset, steps=args.steps, batch=args.batch, threads=args.threads)
@@ -501,7 +500,6 @@ def cmd_train_stylegan(args: argparse.Namespace) -> int:
 
 
 def cmd_train_dcgan(args: argparse.Namespace) -> int:
-
     from avatarcam.identities.generator import IdentityGenerator
     from avatarcam.train.common import start_run
     from avatarcam.train.stylegan.dcgan import train_dcgan

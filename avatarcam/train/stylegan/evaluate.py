@@ -87,20 +87,27 @@ def manifold_shares(samples: np.ndarray, reals: np.ndarray, seed: int = 0) -> di
     return {"precision": inside(samples, reals), "recall": inside(reals, samples)}
 
 
+def novelty_figures(embeddings: np.ndarray, training: np.ndarray) -> dict[str, float]:
+    """The nearest training face's distance: its smallest over the embeddings, and the share at least NOVELTY away."""
+    nearest = nearest_distances(embeddings, training) if len(embeddings) and len(training) else np.zeros(0)
+    return {
+        "novelty_min": float(nearest.min()) if nearest.size else float("nan"),
+        "novelty_share": float((nearest >= NOVELTY).mean()) if nearest.size else float("nan"),
+    }
+
+
 def real_figures(training: np.ndarray, held_out: np.ndarray) -> dict:
     """The calibration: the held-out real faces' own diversity and novelty, and one random half's Fréchet
     distance, precision and recall against the other (what two sets of real faces score; a random half, as the
     faces come in the order of their file names, which begin with the age)."""
     if len(held_out) < 2 or not len(training):
         return {"faces": len(held_out)}
-    nearest = nearest_distances(held_out, training)
     shuffled = held_out[np.random.default_rng(0).permutation(len(held_out))]
     half = len(held_out) // 2
     return {
         "faces": len(held_out),
         "diversity": mean_pairwise_distance(held_out),
-        "novelty_min": float(nearest.min()),
-        "novelty_share": float((nearest >= NOVELTY).mean()),
+        **novelty_figures(held_out, training),
         "frechet": frechet_distance(shuffled[:half], shuffled[half:]),
         **manifold_shares(shuffled[:half], shuffled[half:]),
     }
@@ -164,7 +171,6 @@ def sample_figures(
                 pass
             animated += sum(chain.errors.values()) == failed_before
     chain.close()
-    nearest = nearest_distances(embeddings, training) if len(embeddings) and len(training) else np.zeros(0)
     return {
         "samples": len(faces),
         "dlib_found": len(embeddings) / max(len(faces), 1),
@@ -172,8 +178,7 @@ def sample_figures(
         "avatar_accepted": accepted / max(len(faces), 1),
         "animated_without_error": animated / max(accepted, 1) if driver else None,
         "diversity": mean_pairwise_distance(embeddings) if len(embeddings) > 1 else float("nan"),
-        "novelty_min": float(nearest.min()) if nearest.size else float("nan"),
-        "novelty_share": float((nearest >= NOVELTY).mean()) if nearest.size else float("nan"),
+        **novelty_figures(embeddings, training),
         "frechet": frechet_distance(embeddings, held_out)
         if len(embeddings) > 2 and len(held_out) > 2
         else float("nan"),
