@@ -73,7 +73,10 @@ class RetargetConfig:
 class WarpConfig:
     grid: int = 256  # warp field resolution, at most the image size (the image itself is warped at full size);
     # 256 places landmarks ~0.07 px closer than 128 for ~1.8 ms more per frame
-    mouth_interior: bool = True  # paste the driver's colour-matched mouth interior into an open mouth
+    mouth_interior: bool = True  # lay a mouth interior, harmonised to the portrait, into an open mouth
+    # the most an expression may magnify a face triangle's texture beyond the rigid head (0: no limit); past it
+    # the skin tears into a smeared, hard-edged patch (animators/limits.py)
+    stretch_limit: float = 2.0
 
 
 @dataclass(frozen=True)

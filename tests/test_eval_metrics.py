@@ -16,10 +16,13 @@ from avatarcam.config import AnimatorConfig, Config
 from avatarcam.eval.metrics import (
     INNER_LIPS,
     MOVE_THRESHOLDS,
+    OUTER_LIPS,
     IdentityEmbedder,
     StaticLandmarks,
     aggregate,
     format_table,
+    lip_chroma,
+    lips_kept,
     motion_signals,
     mouth_colour,
     normalized_jitter,
@@ -29,9 +32,9 @@ from avatarcam.eval.runner import (
     TURNED_SOURCE_DEGREES,
     EvalReport,
     aggregate_methods,
-    animate_with_folds,
-    fold_count,
-    fold_scores,
+    animate_with_counts,
+    count_scores,
+    frame_count,
     load_portraits,
     worst_cases,
 )
@@ -298,6 +301,45 @@ def test_green_mouth_against_red_driver_raises_mouthc(landmarks: StaticLandmarks
     assert score_clip(green, truths=red, landmarks=landmarks, identity=None)["MOUTHC"] > 40.0
 
 
+def test_outer_lip_polygon_is_evals() -> None:
+    listed = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
+    assert list(OUTER_LIPS) == [listed[0], *reversed(listed[1:])]
+
+
+def _tint_rim(image: np.ndarray, lm: np.ndarray, a: int, b: int) -> np.ndarray:
+    """A lipstick rim: the inner-lip polygon's outline, 3 px wide, recoloured to (a, b), its lightness kept."""
+    rim = np.zeros(image.shape[:2], np.uint8)
+    cv2.polylines(rim, [np.round(lm[INNER_LIPS]).astype(np.int32)], True, 1, 3)
+    inside = np.zeros_like(rim)
+    cv2.fillPoly(inside, [np.round(lm[INNER_LIPS]).astype(np.int32)], 1)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
+    lab[(rim > 0) & (inside > 0), 1:] = (128 + a, 128 + b)
+    return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+
+
+def test_lipstick_rim_and_pink_interior_raise_lipsat_and_mouthsat(
+    landmarks: StaticLandmarks, astronaut: np.ndarray
+) -> None:
+    lm = landmarks(astronaut)
+    own = lip_chroma(astronaut, lm)
+    assert 5.0 < own < 60.0, "the astronaut's lips have a colour of their own"
+    # Her own frame: her own interior (teeth) reads near 0 on both.
+    kept = lips_kept([astronaut] * 3, [lm] * 3, astronaut, lm)
+    assert kept["LIPSAT"] < 4.0 and kept["MOUTHSAT"] < 4.0
+    # A hot-pink rim inside her lips raises LIPSAT; a hot-pink interior raises both.
+    rimmed = lips_kept([_tint_rim(astronaut, lm, 60, -10)] * 3, [lm] * 3, astronaut, lm)
+    assert rimmed["LIPSAT"] > 20.0
+    pink = lips_kept([_tint_mouth(astronaut, lm, 60, -10)] * 3, [lm] * 3, astronaut, lm)
+    assert pink["LIPSAT"] > 20.0 and pink["MOUTHSAT"] > 20.0
+    # Only open mouths count; cross-reenactment of a colour portrait reports both, self-reenactment neither.
+    shut = lm.copy()
+    shut[14] = shut[13]
+    assert math.isnan(lips_kept([astronaut], [shut], astronaut, lm)["LIPSAT"])
+    cross = score_clip([astronaut] * 2, driver=[astronaut] * 2, portrait=astronaut, landmarks=landmarks, identity=None)
+    assert cross["LIPSAT"] < 4.0 and cross["MOUTHSAT"] < 4.0
+    assert "LIPSAT" not in score_clip([astronaut] * 2, truths=[astronaut] * 2, landmarks=landmarks, identity=None)
+
+
 def test_mouthc_counts_only_frames_where_both_mouths_are_open(
     landmarks: StaticLandmarks, astronaut: np.ndarray
 ) -> None:
@@ -339,24 +381,24 @@ class _Wrapper:
 
 
 def test_fold_counts_are_read_defensively() -> None:
-    assert fold_count(_Warp()) == 3
-    assert fold_count(_Wrapper()) == 3, "the talking head's warp is read through"
-    assert fold_count(object()) is None
-    assert fold_scores([0, 2, None, 1]) == {"FOLDS": 2.0, "FOLDS_T": 3.0}
-    assert all(math.isnan(v) for v in fold_scores([None, None]).values())
+    assert frame_count(_Warp(), "last_folds") == 3
+    assert frame_count(_Wrapper(), "last_folds") == 3, "the talking head's warp is read through"
+    assert frame_count(object(), "last_folds") is None
+    assert count_scores("FOLDS", [0, 2, None, 1]) == {"FOLDS": 2.0, "FOLDS_T": 3.0}
+    assert all(math.isnan(v) for v in count_scores("FOLDS", [None, None]).values())
     # Over an eval the counts add up; the other metrics average.
     total = aggregate([{"FOLDS": 2.0, "FOLDS_T": 5.0, "P99F": 4.0}, {"FOLDS": 1.0, "FOLDS_T": 1.0, "P99F": 2.0}])
     assert total["FOLDS"] == 3.0 and total["FOLDS_T"] == 6.0 and total["P99F"] == 3.0
-    table = format_table({"static": fold_scores([]), "warp": total})
+    table = format_table({"static": count_scores("FOLDS", []), "warp": total})
     assert table.splitlines()[0] == "| method | P99F | FOLDS | FOLDS_T |"
     assert "| static | n/a | n/a | n/a |" in table
 
 
-def test_warp_reports_folds_each_frame(astronaut_face: Avatar, demo_frames: list[Frame]) -> None:
+def test_warp_reports_folds_and_tears_each_frame(astronaut_face: Avatar, demo_frames: list[Frame]) -> None:
     config = Config(animator=AnimatorConfig(size=256))
-    frames, folds = animate_with_folds(config, astronaut_face, [f.image for f in demo_frames[:4]], 30.0)
-    assert len(frames) == len(folds) == 4
-    assert all(isinstance(f, int) and f >= 0 for f in folds)
+    frames, counts = animate_with_counts(config, astronaut_face, [f.image for f in demo_frames[:4]], 30.0)
+    assert len(frames) == len(counts["FOLDS"]) == len(counts["TEARS"]) == 4
+    assert all(isinstance(c, int) and c >= 0 for name in ("FOLDS", "TEARS") for c in counts[name])
 
 
 def test_worst_cases_name_clips_and_pairs() -> None:

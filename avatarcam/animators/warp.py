@@ -17,7 +17,14 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from avatarcam.animators.folds import folded, push_out_of_hull, push_outside, unfold, wide
-from avatarcam.animators.interior import interior_softness, match_lip_colour
+from avatarcam.animators.interior import (
+    OwnTeeth,
+    interior_softness,
+    lip_band_chroma,
+    match_lip_colour,
+    soft_edge,
+)
+from avatarcam.animators.limits import StretchLimiter, skin_triangles, tears
 from avatarcam.animators.mesh import (
     backward_map,
     delaunay_inside,
@@ -50,6 +57,8 @@ SLIDE_DEAD_ZONE = 0.5  # inter-ocular distances the head moves before the body s
 BORDER_OUTSET = 0.25
 RING_REACH = 0.2
 OWN_TEETH_FADE = (1.0, 3.0)  # driver's mouth opening (1: just open) over which a smile's own teeth give way
+MAX_SQUEEZE = 8.0  # a face triangle drawn this many times smaller than it is in the portrait is a sliver
+RIM_IOD = 0.06  # inter-ocular distances over which the interior fades in under the avatar's own lips
 EYE_SHUT_RANGE = (0.6, 0.9)  # share of the eye's opening closed over which it fades into a lash line
 
 
@@ -161,9 +170,11 @@ class _Look:
     mask: np.ndarray | None  # the person mask, laid over `plate`
     plate: np.ndarray | None  # the background with the person painted out
     lip_colour: np.ndarray
+    lip_chroma: float  # the median chroma of the portrait's lip band: the interior never has more
     greyscale: bool
     softness: float  # Gaussian σ of the portrait's blur (the mouth interior is matched to it)
     own_interior: bool  # the portrait shows its teeth
+    own_teeth: OwnTeeth | None  # and those teeth, laid over the driver's interior
     eye_gaps: list[float]
     lash_colours: list[np.ndarray]
 
@@ -188,6 +199,7 @@ class WarpAnimator:
     status = ""
     draws_portrait = True
     last_folds = 0  # triangles drawn mirror-inverted in the last frame (a fold: texture flipped over)
+    last_tears = 0  # face triangles stretched past the tear limit in the last frame (animators/limits.py)
 
     def __init__(self, config: AnimatorConfig) -> None:
         self.config = config
@@ -200,6 +212,10 @@ class WarpAnimator:
         face = avatar.face
         lm = face.landmarks.astype(np.float64)
         canon = to_canonical(lm, face.scale, face.rotation, face.translation)
+        self._canon = canon
+        self._skin = skin_triangles()
+        limit = self.config.warp.stretch_limit
+        self._limiter = StretchLimiter(N_LANDMARKS, limit) if limit > 0 else None
         # The face's outline is its landmarks' convex hull, not the mesh's oval: in a turned portrait the nose and
         # lips stick out past the oval, and background triangles must not carry them (a ghost profile).
         outline = cv2.convexHull(lm[:N_LANDMARKS, :2].astype(np.float32), returnPoints=False).ravel()
@@ -243,10 +259,14 @@ class WarpAnimator:
             mask=avatar.mask,
             plate=plate,
             lip_colour=self._mean_lip_colour(avatar.image, lm),
+            lip_chroma=lip_band_chroma(avatar.image, lm[T.OUTER_LIPS, :2], lm[T.INNER_LIPS, :2]),
             greyscale=is_greyscale(avatar.image),
             softness=interior_softness(avatar.image, lm),
             # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
             own_interior=_mouth_open(lm),
+            own_teeth=OwnTeeth.of(avatar.image, lm[T.UPPER_LIP_CHAIN, :2], lm[T.LOWER_LIP_CHAIN, :2])
+            if _mouth_open(lm)
+            else None,
             eye_gaps=self._eye_gaps,
             lash_colours=[self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)],
         )
@@ -303,6 +323,12 @@ class WarpAnimator:
         affines, ok = triangle_affines(dst, self._src, self._triangles)
         depth = motion.landmarks[self._face, 2].mean(axis=1)
         n_bg = len(self._background)
+        # A face triangle squeezed to a sliver still paints the grid cells along its edges, whose centres lie off
+        # it: its map, far from the identity there, fetches pixels from elsewhere in the portrait (a bright speck
+        # of teeth on a cheek, a dark one by a nostril). It shows nothing, so its neighbours cover those cells.
+        squeeze = np.linalg.norm(affines[n_bg:, :, :2], axis=(1, 2)) > MAX_SQUEEZE * np.sqrt(2.0)
+        squeeze[-len(self._mouth) :] = False
+        ok[n_bg:] &= ~squeeze
         # Far to near. A face triangle that faces away (its winding is not the frontal face's) is not drawn: depth
         # order alone let slivers of a turned cheek's back side show, mirrored, past its front (a torn cheek); the
         # few cells that nothing else covers take their nearest drawn neighbour's map. (A triangle a turned
@@ -397,10 +423,19 @@ class WarpAnimator:
         ring[inner] = push_out_of_hull(ring[inner], landmarks[self._outline, :2])
         ring[outer] = push_out_of_hull(ring[outer], np.concatenate([landmarks[self._outline, :2], ring[inner]]))
         ring = np.clip(ring, *self._ring_box)
-        points = irises_follow_lids(landmarks[:, :2], self._eye_gaps)
+        rigid, iod = self.rigid_head(scale, rot, trans)
+        points = landmarks[:, :2] if self._limiter is None else self._limiter(rigid, landmarks, iod)
+        self.last_tears = tears(rigid, points, self._skin, iod)
+        points = irises_follow_lids(points, self._eye_gaps)
         dst = np.concatenate([points, ring, self._fixed])
         unfold(dst, self._src, self._background, self._is_ring, self._ring_box)
         return dst
+
+    def rigid_head(self, scale: float, rot: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, float]:
+        """The portrait's face held rigid in this pose (2-D points), what an expression's stretch is measured
+        against, and its inter-ocular distance in pixels."""
+        iod = scale * float(np.linalg.norm(self._canon[T.RIGHT_EYE_OUTER, :2] - self._canon[T.LEFT_EYE_OUTER, :2]))
+        return from_canonical(self._canon, scale, rot, trans)[:, :2], iod
 
     @staticmethod
     def _lash_colour(image: np.ndarray, contour: np.ndarray) -> np.ndarray:
@@ -456,12 +491,15 @@ class WarpAnimator:
             map_x, map_y = backward_map(index_map, affines, 1.0)
             interior = cv2.remap(driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             driver_lip = self._mean_lip_colour(driver.image, driver_lm)
-            interior = match_lip_colour(interior, driver_lip, look.lip_colour)
+            interior = match_lip_colour(interior, driver_lip, look.lip_colour, look.lip_chroma)
             if look.greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
                 interior = grey(interior)
             if look.softness > 0.0:  # as soft as the portrait: crisp teeth on a blurred face look pasted on
                 interior = cv2.GaussianBlur(np.ascontiguousarray(interior, np.float32), (0, 0), look.softness)
+            if look.own_teeth is not None:
+                interior = look.own_teeth.lay(interior, local[T.UPPER_LIP_CHAIN], local[T.LOWER_LIP_CHAIN])
         else:
             interior = np.broadcast_to(look.lip_colour * 0.25, region.shape)
-        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (lend / 255.0)
+        iod = float(np.linalg.norm(dst[T.RIGHT_EYE_OUTER] - dst[T.LEFT_EYE_OUTER]))
+        alpha = soft_edge(mask, RIM_IOD * iod)[..., None] * lend
         region[:] = (region * (1 - alpha) + interior * alpha).astype(np.uint8)

@@ -1,7 +1,8 @@
 """`avatarcam sheet`: the hard moments of driver clips on a set of hard portraits, as one PNG grid.
 
 Rows are portraits (the portrait itself first), columns the moments picked from each driver's tracked landmarks
-(first frame, mouth widest open, head turned furthest each way, eyes most shut); the top row shows the driver at
+(first frame, mouth widest open, brows highest, widest grimace, head turned furthest each way, eyes most
+shut); the top row shows the driver at
 each moment. Every avatar frame comes out of the same stages as `avatarcam render`, run over the clip in order up
 to the moment, so filters and references are as in a real run. Deterministic: run it at two commits to compare.
 """
@@ -43,9 +44,9 @@ GAP = 2  # black pixels between columns
 
 
 def pick_moments(signals: Sequence[dict[str, float] | None]) -> list[tuple[str, int]]:
-    """(moment, frame index) from per-frame motion_signals (None: no face): the first frame with a face, the mouth
-    widest open, the head turned furthest to the image's left (lowest yaw) and right (highest), the eyes least
-    open. Ties go to the earliest frame."""
+    """(moment, frame index) from per-frame sheet_signals (None: no face): the first frame with a face, the mouth
+    widest open, the brows highest, the widest grimace, the head turned furthest to the image's left (lowest yaw)
+    and right (highest), the eyes least open. Ties go to the earliest frame."""
     found = {i: s for i, s in enumerate(signals) if s is not None}
     if not found:
         raise ValueError("no face tracked in the driver's frames")
@@ -56,10 +57,21 @@ def pick_moments(signals: Sequence[dict[str, float] | None]) -> list[tuple[str, 
     return [
         ("first", min(found)),
         ("mouth open", extreme("mouth", 1.0)),
+        ("brows up", extreme("brows", 1.0)),
+        ("grimace", extreme("width", 1.0)),
         ("turn left", extreme("yaw", -1.0)),
         ("turn right", extreme("yaw", 1.0)),
         ("eyes shut", extreme("eyes", -1.0)),
     ]
+
+
+def sheet_signals(lm: np.ndarray) -> dict[str, float]:
+    """motion_signals, plus the two an expressive driver breaks a face with, in inter-ocular distances: how high
+    the brows stand over the upper lids, and how wide the mouth is from corner to corner (a grin or a grimace)."""
+    signals = motion_signals(lm)
+    iod = float(np.linalg.norm(lm[33] - lm[263]))
+    brows = (np.linalg.norm(lm[105] - lm[159]) + np.linalg.norm(lm[334] - lm[386])) / 2.0
+    return {**signals, "brows": float(brows) / iod, "width": float(np.linalg.norm(lm[61] - lm[291])) / iod}
 
 
 @dataclass
@@ -79,7 +91,7 @@ def track_driver(config: Config, path: Path, frames: int, tile: int) -> DriverMo
     try:
         for frame in stream:
             face = tracker(frame)
-            signals.append(motion_signals(face.xy) if face is not None else None)
+            signals.append(sheet_signals(face.xy) if face is not None else None)
             thumbs.append(square_crop(frame.image, tile))
     finally:
         tracker.close()

@@ -34,8 +34,12 @@ BLOCK = 8  # P99F block side, pixels at 256²
 BLOCK_INSIDE = 0.5  # a block counts when at least this share of it lies inside the face hull
 MOUTH_OPEN_IOD = 0.06  # a mouth is open when |p13 - p14| >= this many iod
 GRAY_EVERY = 5  # GRAYC looks at every 5th frame
-# EVAL.md lists the inner-lip polygon from 78 round the other way; the same polygon, so the topology's is reused.
+# EVAL.md lists the inner-lip polygon from 78 round the other way; the same polygon, so the topology's is reused
+# (and the outer-lip polygon from 61 the other way round).
 INNER_LIPS = T.INNER_LIPS
+OUTER_LIPS = T.OUTER_LIPS
+LIP_RIM_IOD = 0.04  # LIPSAT's rim: the inner-lip polygon minus itself eroded by this many iod
+LIPSAT_PERCENTILE = 95
 
 _EVAL_EXTRA_MSG = "identity metric needs the eval extra: pip install 'avatarcam[eval]'"
 
@@ -251,6 +255,44 @@ def mouth_colour(
     }
 
 
+def _polygon_mask(lm: np.ndarray, polygon: list[int], shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(lm[polygon, :2]).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def lip_chroma(portrait: np.ndarray, lm: np.ndarray) -> float:
+    """The portrait's own lip chroma: the median chroma of its lip band (outer-lip polygon minus inner); NaN when
+    the band covers no pixel."""
+    band = _polygon_mask(lm, OUTER_LIPS, portrait.shape) & ~_polygon_mask(lm, INNER_LIPS, portrait.shape)
+    return float(np.median(chroma(portrait)[band])) if band.any() else math.nan
+
+
+def lips_kept(
+    outputs: Sequence[np.ndarray], output_lm: Landmarks, portrait: np.ndarray, portrait_lm: np.ndarray | None
+) -> dict[str, float]:
+    """LIPSAT and MOUTHSAT (EVAL.md): in each output frame with an open mouth, the median chroma of the rim just
+    inside the inner-lip polygon (LIPSAT) and of the whole polygon (MOUTHSAT) above the portrait's own lip
+    chroma, floored at 0; the 95th percentile of each over the frames. NaN when no frame's mouth is open."""
+    own = lip_chroma(portrait, portrait_lm) if portrait_lm is not None else math.nan
+    rims, wholes = [], []
+    for out, lm in zip(outputs, output_lm, strict=True):
+        if lm is None or math.isnan(own) or not _mouth_open(lm):
+            continue
+        inner = _polygon_mask(lm, INNER_LIPS, out.shape)
+        if not inner.any():
+            continue
+        depth = cv2.distanceTransform(np.pad(inner, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        rim = inner & (depth <= LIP_RIM_IOD * float(np.linalg.norm(lm[33] - lm[263])))
+        c = chroma(out)
+        wholes.append(max(float(np.median(c[inner])) - own, 0.0))
+        rims.append(max(float(np.median(c[rim if rim.any() else inner])) - own, 0.0))
+    return {
+        "LIPSAT": float(np.percentile(rims, LIPSAT_PERCENTILE)) if rims else math.nan,
+        "MOUTHSAT": float(np.percentile(wholes, LIPSAT_PERCENTILE)) if wholes else math.nan,
+    }
+
+
 def grey_kept(outputs: Sequence[np.ndarray], output_lm: Landmarks) -> float:
     """GRAYC: the worst, over every GRAY_EVERY-th output frame with a face, of the 99th-percentile chroma inside
     the output's face hull; NaN when none of them has a face."""
@@ -372,11 +414,13 @@ def score_clip(
         scores["GRAYC"] = grey_kept(outputs, output_lm)
     elif source is not None:
         scores.update(mouth_colour(outputs, output_lm, driver, driver_lm))
+        if truths is None:
+            scores.update(lips_kept(outputs, output_lm, portrait, landmarks(portrait)))
     return scores
 
 
-# Counts that add up over an eval rather than average (frames with a fold, folded triangles).
-SUMMED = ("FOLDS", "FOLDS_T")
+# Counts that add up over an eval rather than average (frames with a fold or a tear, folded or torn triangles).
+SUMMED = ("FOLDS", "FOLDS_T", "TEARS", "TEARS_T")
 
 
 def aggregate(per_clip: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -412,8 +456,12 @@ TABLE_COLUMNS = (
     ("MOUTHC", "MOUTHC"),
     ("MOUTHC_MAX", "MOUTHC_MAX"),
     ("GRAYC", "GRAYC"),
+    ("LIPSAT", "LIPSAT"),
+    ("MOUTHSAT", "MOUTHSAT"),
     ("FOLDS", "FOLDS"),
     ("FOLDS_T", "FOLDS_T"),
+    ("TEARS", "TEARS"),
+    ("TEARS_T", "TEARS_T"),
 )
 
 

@@ -33,7 +33,13 @@ from avatarcam.train.talking_head.finetune import ensure_finetuned
 from avatarcam.types import Avatar, Frame
 
 log = logging.getLogger(__name__)
-WORST_METRICS = ("P99F", "MOUTHC_MAX", "GRAYC")  # results.md lists the clips that score worst on each
+WORST_METRICS = (
+    "P99F",
+    "MOUTHC_MAX",
+    "GRAYC",
+    "LIPSAT",
+    "MOUTHSAT",
+)  # results.md lists the clips that score worst on each
 WORST_COUNT = 5
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
 # Clips whose first frame is turned further than this are also scored apart: a warp cannot show the side such a
@@ -102,41 +108,48 @@ def aggregate_methods(scores: dict[str, list[dict]], keep: list[bool] | None = N
     return {name: aggregate(rows) for name, rows in rows_kept.items() if rows}
 
 
-def fold_count(animator: object) -> int | None:
-    """Triangles the animator drew turned over in its last frame: the warp's `last_folds`, or that of the warp an
-    animator wraps (the talking head's `warp`); None when it keeps no such counter."""
+# What the animator counts in each frame it draws, by the eval's name for it: triangles turned over (a fold shows
+# its texture mirrored) and face triangles stretched past the tear limit (animators/limits.py).
+COUNTERS = {"FOLDS": "last_folds", "TEARS": "last_tears"}
+
+
+def frame_count(animator: object, attribute: str) -> int | None:
+    """The animator's counter for its last frame (`last_folds`, `last_tears`), or that of the warp an animator
+    wraps (the talking head's `warp`); None when it keeps no such counter."""
     for candidate in (animator, getattr(animator, "warp", None)):
-        folds = getattr(candidate, "last_folds", None)
-        if isinstance(folds, int | np.integer):  # a NumPy count is as good; anything else is no counter
-            return int(folds)
+        count = getattr(candidate, attribute, None)
+        if isinstance(count, int | np.integer):  # a NumPy count is as good; anything else is no counter
+            return int(count)
     return None
 
 
-def animate_with_folds(
+def animate_with_counts(
     config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float
-) -> tuple[list[np.ndarray], list[int | None]]:
-    """The animator's frames (through the live stages) and its fold count after each one."""
+) -> tuple[list[np.ndarray], dict[str, list[int | None]]]:
+    """The animator's frames (through the live stages) and each of its COUNTERS after each one."""
     chain = motion_chain(config)
     animator = cast(AnimateStage, chain.stage("animate")).animator
-    frames, folds = [], []
+    frames: list[np.ndarray] = []
+    counts: dict[str, list[int | None]] = {name: [] for name in COUNTERS}
     try:
         for i, image in enumerate(drivers):
             out = chain(Packet(Frame(image, int(i * 1e9 / fps), i), avatar)).image
             assert out is not None
             frames.append(out)
-            folds.append(fold_count(animator))
-        return frames, folds
+            for name, attribute in COUNTERS.items():
+                counts[name].append(frame_count(animator, attribute))
+        return frames, counts
     finally:
         chain.close()
 
 
-def fold_scores(folds: Sequence[int | None]) -> dict[str, float]:
-    """FOLDS: frames in which the animator reported a fold; FOLDS_T: folded triangles over all of them. NaN for
-    an animator with no counter (the static baseline, the face swap)."""
-    known = [f for f in folds if f is not None]
+def count_scores(name: str, counts: Sequence[int | None]) -> dict[str, float]:
+    """NAME: frames in which the animator counted one or more (folds, tears); NAME_T: how many over all of them.
+    NaN for an animator with no such counter (the static baseline, the face swap)."""
+    known = [c for c in counts if c is not None]
     if not known:
-        return {"FOLDS": math.nan, "FOLDS_T": math.nan}
-    return {"FOLDS": float(sum(f > 0 for f in known)), "FOLDS_T": float(sum(known))}
+        return {name: math.nan, f"{name}_T": math.nan}
+    return {name: float(sum(c > 0 for c in known)), f"{name}_T": float(sum(known))}
 
 
 def at_eval_size(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -148,14 +161,14 @@ def reenact(
     config: Config, avatar: Avatar, drivers: list[np.ndarray], fps: float, animators: list[str], still: np.ndarray
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, dict[str, float]]]:
     """The static baseline (`still` on every frame) and each animator's frames, keyed by method, and each
-    method's fold_scores."""
+    method's count_scores (folds, tears)."""
     outputs: dict[str, list[np.ndarray]] = {"static": [still] * len(drivers)}
-    folds = {"static": fold_scores([])}
-    for name in animators:
-        named = replace(config, animator=replace(config.animator, name=name))
-        outputs[name], per_frame = animate_with_folds(named, avatar, drivers, fps)
-        folds[name] = fold_scores(per_frame)
-    return outputs, folds
+    counted = {"static": {k: v for name in COUNTERS for k, v in count_scores(name, []).items()}}
+    for method in animators:
+        named = replace(config, animator=replace(config.animator, name=method))
+        outputs[method], per_frame = animate_with_counts(named, avatar, drivers, fps)
+        counted[method] = {k: v for name, counts in per_frame.items() for k, v in count_scores(name, counts).items()}
+    return outputs, counted
 
 
 def load_portraits(folders: Sequence[str | Path], size: int) -> list[Avatar]:

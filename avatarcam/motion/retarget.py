@@ -20,6 +20,7 @@ from avatarcam.tracking.geometry import (
     rotation_from_euler,
     to_canonical,
 )
+from avatarcam.tracking.topology import LID_RINGS
 from avatarcam.types import Face, Frame, Motion
 
 # Upper/lower lid point pairs of each eye (same column), for aperture ratios.
@@ -28,13 +29,8 @@ EYE_LIDS = {
     "left": ([466, 388, 387, 386, 385, 384, 398], [249, 390, 373, 374, 380, 381, 382]),
 }
 
-# The two rings of points above each upper lid, column by column with EYE_LIDS' upper lids: the lashes lie between
-# the lid and the first ring, the lid's skin up to the second. The detector leaves both still in a blink, so the
-# lashes stretched down over the closed eye (a melted lid); they follow the closing lid this much instead.
-LID_RINGS = {
-    "right": ([247, 30, 29, 27, 28, 56, 190], [113, 225, 224, 223, 222, 221, 189]),
-    "left": ([467, 260, 259, 257, 258, 286, 414], [342, 445, 444, 443, 442, 441, 413]),
-}
+# The rings above each upper lid (topology.LID_RINGS): the detector leaves both still in a blink, so the lashes
+# stretched down over the closed eye (a melted lid); they follow the closing lid this much instead.
 LID_RING_FOLLOW = (0.7, 0.35)
 
 # Inner-lip columns (corners excluded): facing upper and lower lip points, which must never cross.

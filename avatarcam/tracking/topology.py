@@ -54,6 +54,12 @@ RIGHT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 
 LEFT_EYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
 RIGHT_IRIS = [468, 469, 470, 471, 472]  # centre first
 LEFT_IRIS = [473, 474, 475, 476, 477]
+# The two rings of points above each upper lid, column by column with the lid's own points (retarget.EYE_LIDS):
+# the lashes lie between the lid and the first ring, the lid's skin up to the second.
+LID_RINGS = {
+    "right": ([247, 30, 29, 27, 28, 56, 190], [113, 225, 224, 223, 222, 221, 189]),
+    "left": ([467, 260, 259, 257, 258, 286, 414], [342, 445, 444, 443, 442, 441, 413]),
+}
 RIGHT_BROW = [70, 63, 105, 66, 107, 46, 53, 52, 65, 55]
 LEFT_BROW = [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
 
