@@ -62,6 +62,9 @@ class Motion:
     landmarks: np.ndarray
     rotation: np.ndarray
     tracked: bool = True
+    # per skin triangle (motion.stretch.skin_triangles), how far the driver's own skin is stretched beyond its
+    # neutral: the avatar's may stretch as far (None: not known, as while the face is lost)
+    driver_stretch: np.ndarray | None = None
 
 
 @dataclass

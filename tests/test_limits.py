@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from face_edits import shape_of, with_shape
 
-from avatarcam.animators.limits import PINNED, STRETCH_LIMIT, StretchLimiter, skin_triangles, stretch, tears
+from avatarcam.animators.limits import PINNED, StretchLimiter
+from avatarcam.motion.stretch import STRETCH_LIMIT, skin_triangles, stretch, tears
 from avatarcam.animators.warp import MAX_SQUEEZE, WarpAnimator
 from avatarcam.config import AnimatorConfig, RetargetConfig, WarpConfig
 from avatarcam.motion import expressions
@@ -24,10 +25,17 @@ def expressive(face: Face, brows: float = 0.0, corners: float = 0.0, jaw: float 
     return with_shape(face, shape)
 
 
-def motion_for(avatar: Avatar, driver: Face) -> Motion:
+def long_faced(face: Face) -> Face:
+    """Another person: `face` twice as tall, so that the same move stretches its skin about half as much."""
+    return with_shape(face, shape_of(face) * np.array([1.0, 2.0, 1.0]))
+
+
+def motion_for(avatar: Avatar, driver: Face, neutral: Face | None = None) -> Motion:
+    """The avatar doing what `driver` does relative to `neutral` (the driver's face at rest; by default the
+    avatar's own: self-reenactment)."""
     retargeter = Retargeter(RetargetConfig())
     retargeter.set_avatar(avatar.face)
-    retargeter(avatar.face, None)
+    retargeter(avatar.face if neutral is None else neutral, None)
     return retargeter(driver, None)
 
 
@@ -45,17 +53,31 @@ def test_stretch_reads_the_largest_magnification_beyond_the_rigid_head() -> None
     assert stretch(rigid, rigid * [0.01, 1.0], triangle, 1.0)[0] == 1.0  # a sliver: too small to measure
 
 
-def test_thrown_up_brows_and_stretched_corners_tear_without_the_limit_and_not_with_it(astronaut_face: Avatar) -> None:
-    for driver in (expressive(astronaut_face.face, brows=0.4), expressive(astronaut_face.face, corners=0.15)):
-        motion = motion_for(astronaut_face, driver)
+def test_a_long_faced_drivers_peak_tears_a_portrait_without_the_limit_and_not_with_it(astronaut_face: Avatar) -> None:
+    """The same brow lift or corner pull on a shorter face stretches its skin further than the driver's: past the
+    driver's own stretch (×1.3) and the limit, the portrait tears; the limit hands it on."""
+    neutral = long_faced(astronaut_face.face)
+    for driver in (expressive(neutral, brows=0.4), expressive(neutral, corners=0.15)):
+        motion = motion_for(astronaut_face, driver, neutral)
         torn = warp(astronaut_face, 0.0)
         torn(motion)
-        assert torn.last_tears > 0, "the peak must stretch skin past the limit, or the test proves nothing"
+        assert torn.last_tears > 0, "the peak must stretch skin past its allowance, or the test proves nothing"
         whole = warp(astronaut_face, STRETCH_LIMIT)
         plan = whole.plan(motion)
         assert whole.last_tears == 0
         # The lips' opening and the eyes are the driver's, exactly: the stretch went to the skin around them.
         assert np.allclose(plan.dst[PINNED], motion.landmarks[PINNED, :2])
+
+
+def test_skin_stretched_as_far_as_the_drivers_own_is_left_alone(astronaut_face: Avatar) -> None:
+    """Self-reenactment: the portrait's own face thrown up to the same peak stretches its skin exactly as the
+    driver's: no tear, and nothing moved."""
+    motion = motion_for(astronaut_face, expressive(astronaut_face.face, brows=0.4))
+    assert motion.driver_stretch is not None and motion.driver_stretch.max() > STRETCH_LIMIT
+    animator = warp(astronaut_face, STRETCH_LIMIT)
+    plan = animator.plan(motion)
+    assert animator.last_tears == 0
+    assert np.allclose(plan.dst[: len(motion.landmarks)], motion.landmarks[:, :2], atol=1e-6)
 
 
 def test_the_limit_leaves_an_ordinary_expression_as_it_is(astronaut_face: Avatar) -> None:
@@ -65,13 +87,14 @@ def test_the_limit_leaves_an_ordinary_expression_as_it_is(astronaut_face: Avatar
 
 
 def test_the_limiter_hands_the_stretch_to_the_neighbours(astronaut_face: Avatar) -> None:
-    motion = motion_for(astronaut_face, expressive(astronaut_face.face, brows=0.4))
+    neutral = long_faced(astronaut_face.face)
+    motion = motion_for(astronaut_face, expressive(neutral, brows=0.4), neutral)
     rigid, iod = warp(astronaut_face, 0.0).rigid_head(*fit_pose(motion.landmarks.astype(np.float64)))
     limiter = StretchLimiter(len(motion.landmarks))
     sigma = stretch(rigid, motion.landmarks, limiter.triangles, 0.001 * iod * iod)
     torn = limiter.triangles[sigma > STRETCH_LIMIT]
     limited = limiter(rigid, motion.landmarks, iod)
-    assert tears(rigid, limited, limiter.triangles, iod) == 0
+    assert tears(rigid, limited, limiter.triangles, iod, None) == 0
     moved = np.flatnonzero(np.linalg.norm(limited - motion.landmarks[:, :2], axis=1) > 0.5)
     assert len(set(moved) - set(torn.ravel())) > 0, "points beyond the torn triangles give way too"
     assert set(skin_triangles().ravel()).isdisjoint(T.RIGHT_EYE + T.LEFT_EYE), "the eyelids are never held back"

@@ -15,11 +15,12 @@ from avatarcam.animators.mesh import fill_holes
 from avatarcam.animators.warp import EYE_AXES, WarpAnimator, irises_follow_lids, lid_gaps
 from avatarcam.colour import chroma, to_lab
 from avatarcam.config import AnimatorConfig, RetargetConfig, WarpConfig, load_config
+from avatarcam.eval.metrics import lips_kept
 from avatarcam.motion.retarget import Retargeter
 from avatarcam.registry import ANIMATORS
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.facemesh import FaceMeshDetector
-from avatarcam.tracking.segmentation import push_pull
+from avatarcam.tracking.segmentation import claimed_edges, push_pull
 from avatarcam.tracking.tracker import face_from_landmarks
 from avatarcam.types import Avatar, Face, Frame, Motion
 
@@ -127,24 +128,53 @@ def test_output_landmarks_follow_the_target(astronaut_face: Avatar) -> None:
     assert error.mean() < 0.5 * unmoved.mean()
 
 
-def test_open_mouth_with_a_driver_shows_the_driver_interior_not_smeared_lips(astronaut_face: Avatar) -> None:
-    # A driver whose open mouth is dark inside (its frame: the avatar with the mouth open and a dark interior).
-    driver_face = open_mouth(astronaut_face.face, 0.2)
-    driver_image = warp_for(astronaut_face)(motion_for(astronaut_face, driver_face))
-    cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], (45, 20, 25))
-    frame = Frame(driver_image, 0, 0)
-    motion = motion_for(astronaut_face, driver_face, frame)
-    interior = inner_mouth(driver_image, motion.landmarks)
+def _driver_with_interior(avatar: Avatar, jaw: float, colour: tuple[int, int, int]) -> tuple[Frame, Face]:
+    """A driver frame: `avatar` with its jaw dropped by `jaw` and its open mouth painted `colour` inside."""
+    driver_face = open_mouth(avatar.face, jaw)
+    driver_image = warp_for(avatar)(motion_for(avatar, driver_face))
+    cv2.fillPoly(driver_image, [np.round(driver_face.xy[T.INNER_LIPS]).astype(np.int32)], colour)
+    return Frame(driver_image, 0, 0), driver_face
+
+
+def core(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask less its rim of `pixels` (where the interior fades in under the lips)."""
+    return cv2.erode(mask.astype(np.uint8), np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)) > 0
+
+
+def test_open_mouth_with_a_driver_shows_the_driver_interior_not_smeared_lips(closed_mouth_avatar: Avatar) -> None:
+    avatar = closed_mouth_avatar
+    frame, driver_face = _driver_with_interior(avatar, 0.2, (45, 20, 25))  # a dark open mouth
+    motion = motion_for(avatar, driver_face, frame)
+    interior = inner_mouth(frame.image, motion.landmarks)
     assert interior.sum() > 100  # a wide-open mouth
 
-    out = warp_for(astronaut_face)(motion, frame, driver_face)
-    lips = lip_luminance(astronaut_face)
-    assert luminance(out, interior) < 0.5 * lips
+    out = warp_for(avatar)(motion, frame, driver_face)
+    lips = lip_luminance(avatar)
+    assert luminance(out, core(interior, 3)) < 0.5 * lips
     # The interior is the driver's own (its frame and face are used), not the dark fill drawn without a driver.
-    assert not np.array_equal(out[interior], warp_for(astronaut_face)(motion)[interior])
-    # Without the interior the stretched portrait mouth (teeth, lips) shows instead: bright.
-    plain = warp_for(astronaut_face, mouth_interior=False)(motion, frame, driver_face)
+    assert not np.array_equal(out[interior], warp_for(avatar)(motion)[interior])
+    # Without the interior the stretched portrait mouth (lips) shows instead: bright.
+    plain = warp_for(avatar, mouth_interior=False)(motion, frame, driver_face)
     assert luminance(plain, interior) > 0.8 * lips
+
+
+def test_the_interior_fades_in_under_the_avatars_own_lips(closed_mouth_avatar: Avatar) -> None:
+    """No cut-out edge and no driver's lip rim: just inside the lips the avatar's own lip colour shows, and the
+    driver's interior only deeper in."""
+    avatar = closed_mouth_avatar
+    frame, driver_face = _driver_with_interior(avatar, 0.25, (20, 120, 20))  # green: easy to tell apart
+    motion = motion_for(avatar, driver_face, frame)
+    animator = warp_for(avatar, stretch_limit=0.0)
+    out = animator(motion, frame, driver_face)
+    interior = polygon_mask(out.shape, motion.landmarks[T.INNER_LIPS])
+    rim = interior & ~core(interior, 1)
+    lip = animator._look.lip_colour
+    assert np.abs(out[rim].astype(np.float32) - lip).mean() < np.abs(out[core(interior, 4)] - lip).mean() / 2
+
+    def greenness(pixels: np.ndarray) -> float:
+        return float((pixels[:, 1] - (pixels[:, 0] + pixels[:, 2]) / 2).mean())
+
+    assert greenness(out[core(interior, 4)].astype(np.float32)) > greenness(out[rim].astype(np.float32)) + 10
 
 
 def test_open_mouth_without_a_driver_frame_is_dark_inside(closed_mouth_avatar: Avatar) -> None:
@@ -453,3 +483,70 @@ def test_a_smiles_own_teeth_give_way_gradually_as_the_driver_opens(
     assert openings[0] < OWN_TEETH_FADE[0] < OWN_TEETH_FADE[1] < openings[-1]  # the sweep crosses the fade
     assert diffs[openings <= OWN_TEETH_FADE[0]].max() < 3.0  # shut: her own teeth
     assert np.abs(np.diff(diffs)).max() < 0.5 * (diffs.max() - diffs.min())  # no jump between two steps
+
+
+def test_a_lipstick_drivers_colour_stays_out_of_the_avatars_mouth(closed_mouth_avatar: Avatar) -> None:
+    """The lips are the avatar's; only what lies between them is new: a driver wearing lipstick, with a pink mouth
+    inside, leaves no colour in the avatar's mouth beyond its own lips' (EVAL.md's LIPSAT and MOUTHSAT ≤ 4)."""
+    avatar = closed_mouth_avatar
+    frame, driver_face = _driver_with_interior(avatar, 0.25, (205, 80, 120))
+    lm = driver_face.xy
+    lips = polygon_mask(frame.image.shape, lm[T.OUTER_LIPS]) & ~polygon_mask(frame.image.shape, lm[T.INNER_LIPS])
+    frame.image[lips] = (215, 25, 70)  # lipstick
+    cv2.polylines(frame.image, [np.round(lm[T.INNER_LIPS]).astype(np.int32)], True, (215, 25, 70), 2)
+    own = avatar.face.landmarks[:, :2]
+    driven = lips_kept([frame.image], [lm], avatar.image, own)
+    assert driven["LIPSAT"] > 20 and driven["MOUTHSAT"] > 20, "the driver's mouth must be far too colourful"
+    motion = motion_for(avatar, driver_face, frame)
+    out = warp_for(avatar)(motion, frame, driver_face)
+    kept = lips_kept([out], [motion.landmarks[:, :2]], avatar.image, own)
+    assert kept["LIPSAT"] <= 4 and kept["MOUTHSAT"] <= 4
+
+
+def test_the_same_face_keeps_its_own_mouth_interior(closed_mouth_avatar: Avatar) -> None:
+    """Self-reenactment: a driver whose lips are the avatar's own keeps its interior's colours exactly (its pink
+    tongue is its own), only faded in under the lips."""
+    avatar = closed_mouth_avatar
+    frame, driver_face = _driver_with_interior(avatar, 0.25, (205, 80, 120))
+    motion = motion_for(avatar, driver_face, frame)
+    out = warp_for(avatar)(motion, frame, driver_face)
+    deep = core(polygon_mask(out.shape, motion.landmarks[T.INNER_LIPS]), 4)
+    assert np.abs(out[deep].astype(np.float32) - (205, 80, 120)).mean() < 4
+
+
+def test_a_grins_own_teeth_ride_on_its_lips_over_the_drivers_interior(astronaut_face: Avatar) -> None:
+    """The astronaut grins with her teeth showing. Wide open, her upper teeth stay under her upper lip (where a
+    dark driver interior made them a hole before) and the driver's dark cavity shows between the rows."""
+    frame, driver_face = _driver_with_interior(astronaut_face, 0.3, (40, 20, 25))
+    motion = motion_for(astronaut_face, driver_face, frame)
+    out = warp_for(astronaut_face)(motion, frame, driver_face)
+    grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    upper, lower = motion.landmarks[T.UPPER_LIP_CHAIN, :2], motion.landmarks[T.LOWER_LIP_CHAIN, :2]
+    middle = len(T.UPPER_LIP_CHAIN) // 2
+    x = int(round(upper[middle, 0]))
+    top, bottom = upper[middle, 1], lower[middle, 1]
+    assert bottom - top > 12, "a wide-open mouth"
+    teeth = grey[int(top) + 2 : int(top) + 5, x - 3 : x + 4].mean()
+    cavity = grey[int((top + bottom) / 2) - 1 : int((top + bottom) / 2) + 2, x - 3 : x + 4].mean()
+    assert teeth > cavity + 60
+
+
+def test_a_rim_the_segmenter_left_out_is_claimed_for_the_person() -> None:
+    """The default avatar's collar rim lay a few pixels outside the person mask: it stayed in the background plate
+    and showed as a ghost arc behind the neck once the person moved. What stands out from the background just
+    outside the mask is the person's; the background itself, however textured, is not."""
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.empty((size, size, 3), np.uint8)
+    image[:] = (200, 195, 190)
+    image[..., 0] = (190 + 15 * np.sin(xx / 9.0)).astype(np.uint8)  # a gently textured backdrop
+    body = (xx - 128) ** 2 + (yy - 200) ** 2 < 70**2
+    image[body] = (230, 100, 60)
+    mask = body.astype(np.float32)
+    rim = ((xx - 128) ** 2 + (yy - 200) ** 2 >= 71**2) & ((xx - 128) ** 2 + (yy - 200) ** 2 < 73**2) & (yy < 170)
+    image[rim] = (70, 60, 90)  # a dark rim 1–3 px outside the mask
+    claimed = claimed_edges(image, mask) > 0.5
+    assert claimed[rim].mean() > 0.8
+    far_off = ~body & ~rim & (np.hypot(xx - 128, yy - 200) > 80)
+    assert not claimed[far_off].any()
+    assert claimed[~rim & ~body].mean() < 0.01  # the backdrop's own texture is not claimed

@@ -1,5 +1,6 @@
 """The mouth interior the warp lays into an open mouth: the driver's own teeth, tongue and cavity, made to belong to
-the avatar's face: its light, no more colour than its own lips, its softness, and a soft edge under its own lips."""
+the avatar's face: its light, its lips' colourfulness, its softness, a soft edge under its own lips, its own upper
+teeth when it shows them."""
 
 from __future__ import annotations
 
@@ -16,38 +17,40 @@ from avatarcam.tracking.geometry import face_mask
 LIP_LIGHT_RANGE = (0.5, 2.0)
 # The interior's blur stops here (px at 256²): past it the teeth no longer stand out from the dark, and an open
 # mouth stops reading as one (cross mouth correlation on five low-resolution portraits 0.83–0.91 → 0.68–0.77
-# uncapped, 0.81–0.91 at 1 px).
-MAX_INTERIOR_BLUR = 1.0
-# The interior's chroma is held under the avatar's own lip chroma (a driver's lipstick, or a hot-pink tongue, must
-# not colour a pale-lipped avatar's mouth): kept as it is up to this share of it, then eased (tanh) towards it.
-CHROMA_KNEE = 0.6
-MIN_LIP_CHROMA = 4.0  # a greyscale portrait's lips still allow a trace (its interior is made grey apart)
+# uncapped, 0.81–0.91 at 1 px). With the interior fading in under the lips, 1.5 px costs 0.01 on the 16
+# low-quality portraits (0.656 → 0.647) and the teeth of a blurred face no longer look pasted on.
+MAX_INTERIOR_BLUR = 1.5
+# The interior's colourfulness is the driver's, relative to the driver's own lips, carried onto the avatar's lips,
+# with this much to spare (EVAL.md's MOUTHSAT and LIPSAT allow 4 over the avatar's lips): a driver's lipstick or a
+# hot-pink tongue no longer colours a pale-lipped avatar's mouth, and the same face (self-reenactment) keeps its
+# own interior exactly.
+LIP_CHROMA_MARGIN = 4.0
+TEETH_CONTRAST = 60.0  # 8-bit luminance by which the portrait's own teeth outshine the driver's interior to replace it
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SHARP_BLUR_SCALE = 0.7  # what blur_scale reads on a sharp photo (Sobel's own smoothing, the content's edges)
 
 
 def match_lip_colour(
-    interior: np.ndarray, driver_lip: np.ndarray, avatar_lip: np.ndarray, lip_chroma: float | None = None
+    interior: np.ndarray,
+    driver_lip: np.ndarray,
+    avatar_lip: np.ndarray,
+    lip_chroma: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """The driver's mouth interior (float RGB) in the avatar's light: in Lab, lightness scales by the ratio of the
-    two mean lip lightnesses; the hue stays the driver's, and its chroma is held under the avatar's own
-    `lip_chroma` (none given: not held). Turning it onto the avatar's lip hue went wrong wherever those lips have
-    little colour (grey, tinted or low-resolution portraits: cyan or green teeth, a magenta tongue); a greyscale
-    portrait takes the interior to grey instead (see WarpAnimator)."""
+    two mean lip lightnesses; the hue stays the driver's. With `lip_chroma` (the driver's and the avatar's lip
+    chroma, lip_band_chroma), the chroma scales down by (avatar's + LIP_CHROMA_MARGIN) / driver's where that is
+    under 1: the interior is as colourful against the avatar's lips as it was against the driver's. Turning it
+    onto the avatar's lip hue went wrong wherever those lips have little colour (grey, tinted or low-resolution
+    portraits: cyan or green teeth, a magenta tongue); a greyscale portrait takes the interior to grey instead
+    (see WarpAnimator)."""
     lab = _to_lab(interior)
     driver, avatar = _to_lab(driver_lip), _to_lab(avatar_lip)
     lab[..., 0] *= np.clip(avatar[0] / max(float(driver[0]), 1.0), *LIP_LIGHT_RANGE)
     if lip_chroma is not None:
-        lab[..., 1:] *= _chroma_gain(np.hypot(lab[..., 1], lab[..., 2]), max(lip_chroma, MIN_LIP_CHROMA))[..., None]
+        driver_chroma, avatar_chroma = lip_chroma
+        lab[..., 1:] *= min(1.0, (avatar_chroma + LIP_CHROMA_MARGIN) / max(driver_chroma, 1e-6))
     rgb = cv2.cvtColor(lab.reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(lab.shape)
     return np.clip(rgb * 255.0, 0, 255)
-
-
-def _chroma_gain(chroma: np.ndarray, cap: float) -> np.ndarray:
-    """Per pixel, what to multiply (a, b) by so that chroma stays as it is up to CHROMA_KNEE·cap, then eases
-    smoothly towards `cap` and never passes it."""
-    knee = CHROMA_KNEE * cap
-    eased = knee + (cap - knee) * np.tanh((chroma - knee) / (cap - knee))
-    return np.where(chroma > knee, eased / np.maximum(chroma, 1e-6), 1.0).astype(np.float32)
 
 
 def lip_band_chroma(image: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> float:
@@ -65,9 +68,9 @@ def lip_band_chroma(image: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> 
 
 
 def soft_edge(mask: np.ndarray, width: float) -> np.ndarray:
-    """Opacity (0–1) over a polygon's uint8 `mask`: 0 at its edge, rising smoothly to 1 at `width` px inside, so
-    the avatar's own lips show over the interior's rim and the interior fades in under them (no cut-out edge).
-    A narrow opening rises over at most a third of its depth, so a half-open mouth still reads as open."""
+    """The interior's share (0–1) over a polygon's uint8 `mask`: 0 at its edge, rising smoothly to 1 at `width`
+    px inside, the avatar's own lip colour filling the rest, so the interior fades in under its lips (no cut-out
+    edge). A narrow opening rises over at most a third of its depth, so a half-open mouth still reads as open."""
     inside = (mask >= 128).astype(np.uint8)
     depth = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = min(width, float(depth.max()) / 3.0)
@@ -75,6 +78,18 @@ def soft_edge(mask: np.ndarray, width: float) -> np.ndarray:
         return mask.astype(np.float32) / 255.0
     t = np.clip(depth / width, 0.0, 1.0)
     return t * t * (3 - 2 * t)
+
+
+def lips_round(region: np.ndarray, mask: np.ndarray, width: float, fallback: np.ndarray) -> np.ndarray:
+    """Per pixel of `region` (uint8 RGB), the mean colour of what lies outside the polygon `mask` (uint8) nearby,
+    within about `width` px (a normalized Gaussian): the lips' own colour carried into the mouth's rim. Where
+    nothing outside is near (deep inside a wide mouth, where the interior covers it anyway), `fallback`."""
+    outside = 1.0 - mask.astype(np.float32) / 255.0
+    sigma = max(width, 1.0)
+    total = cv2.GaussianBlur(region.astype(np.float32) * outside[..., None], (0, 0), sigma)
+    weight = cv2.GaussianBlur(outside, (0, 0), sigma)[..., None]
+    near = np.clip(weight / 0.05, 0.0, 1.0)
+    return total / np.maximum(weight, 1e-6) * near + np.asarray(fallback, np.float32) * (1 - near)
 
 
 def _to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -105,16 +120,16 @@ def interior_softness(image: np.ndarray, landmarks: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class OwnTeeth:
-    """A portrait's own teeth, when it shows them: the upper row rides on the upper lip and the lower row on the
-    lower lip, at their own size, over the driver's interior (a grin stretched open turned its teeth into a dark
-    hole, or into long smeared ones). The rows are the portrait's inner-mouth pixels either side of the line
-    midway between its inner lips."""
+    """A portrait's own upper teeth, when it shows them: they ride on the upper lip at their own size, over the
+    driver's interior (a grin stretched open turned its teeth into a dark hole, or into long smeared ones). The
+    row is the portrait's inner-mouth pixels between its upper inner lip and the line midway to the lower one;
+    the lower row is the driver's, which moves with the jaw: both rows of a grin laid on the lips kept the
+    opening filled with teeth, and the mouth read as shut (cross mouth correlation 0.80 → 0.74 on the
+    low-quality portraits)."""
 
     patch: np.ndarray  # float RGB, the portrait round its open mouth
-    upper_mask: np.ndarray  # float 0–1 over the patch: the upper row; the lower row likewise
-    lower_mask: np.ndarray
-    upper_lip: np.ndarray  # the inner-lip chains in patch pixels, corner to corner
-    lower_lip: np.ndarray
+    mask: np.ndarray  # float 0–1 over the patch: the upper row
+    upper_lip: np.ndarray  # the upper inner-lip chain in patch pixels, corner to corner
 
     @staticmethod
     def of(image: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> OwnTeeth:
@@ -124,28 +139,24 @@ class OwnTeeth:
         x1, y1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 3, (image.shape[1], image.shape[0]))
         upper, lower = upper_lip - (x0, y0), lower_lip - (x0, y0)
         middle = (upper + lower) / 2
-        shape = (int(y1 - y0), int(x1 - x0))
         return OwnTeeth(
             patch=image[y0:y1, x0:x1].astype(np.float32),
-            upper_mask=_fill(np.concatenate([upper, middle[::-1]]), shape),
-            lower_mask=_fill(np.concatenate([middle, lower[::-1]]), shape),
+            mask=_fill(np.concatenate([upper, middle[::-1]]), (int(y1 - y0), int(x1 - x0))),
             upper_lip=upper,
-            lower_lip=lower,
         )
 
-    def lay(self, interior: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
-        """`interior` (float RGB) with both rows laid over it where the lips now are (chains in its pixels)."""
+    def lay(self, interior: np.ndarray, upper_lip: np.ndarray) -> np.ndarray:
+        """`interior` (float RGB) with the row laid over it where the upper lip now is (its chain in the
+        interior's pixels)."""
         size = (interior.shape[1], interior.shape[0])
-        out = np.array(interior, np.float32)
-        for mask, rest, now in (
-            (self.upper_mask, self.upper_lip, upper_lip),
-            (self.lower_mask, self.lower_lip, lower_lip),
-        ):
-            move = _similarity(rest, now)
-            row = cv2.warpAffine(self.patch, move, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            alpha = cv2.warpAffine(mask, move, size, flags=cv2.INTER_LINEAR)[..., None]
-            out = out * (1 - alpha) + row * alpha
-        return out
+        move = _similarity(self.upper_lip, upper_lip)
+        row = cv2.warpAffine(self.patch, move, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(self.mask, move, size, flags=cv2.INTER_LINEAR)
+        # Only where the row is brighter than what the driver shows there (its teeth over a dark cavity): where the
+        # driver shows teeth of its own (the same face, in self-reenactment) they stay.
+        lighter = (row - interior) @ LUMA
+        alpha = (alpha * np.clip(lighter / TEETH_CONTRAST, 0.0, 1.0))[..., None]
+        return interior * (1 - alpha) + row * alpha
 
 
 def _fill(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

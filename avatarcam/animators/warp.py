@@ -4,8 +4,8 @@ Control points are the avatar's 478 landmarks, a ring around the head that turns
 whose upper half follows it partly (hair ends; the shoulders stay) and the fixed image border. The warped person
 is laid over a clean plate of the background (person mask), so the background stays put. Eyes get their own
 triangles with the irises inside, so gaze and blinks move; the mouth is a hole that is filled with the driver's
-own mouth interior, colour-matched to the avatar's lips (or a dark interior when there is no driver image), so an
-open mouth never shows smeared lips.
+own mouth interior made to fit the avatar (interior.py; a dark interior when there is no driver image), so an
+open mouth never shows smeared lips. No skin triangle is stretched further than the driver's own (limits.py).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from avatarcam.animators.interior import (
     OwnTeeth,
     interior_softness,
     lip_band_chroma,
+    lips_round,
     match_lip_colour,
     soft_edge,
 )
-from avatarcam.animators.limits import StretchLimiter, skin_triangles, tears
+from avatarcam.animators.limits import StretchLimiter
 from avatarcam.animators.mesh import (
     backward_map,
     delaunay_inside,
@@ -35,6 +36,7 @@ from avatarcam.animators.mesh import (
 )
 from avatarcam.colour import grey, is_greyscale
 from avatarcam.config import AnimatorConfig
+from avatarcam.motion.stretch import skin_triangles, tears
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import canonical_face, fit_pose, from_canonical, to_canonical
 from avatarcam.tracking.segmentation import clean_plate
@@ -136,10 +138,11 @@ def _mouth_open(points: np.ndarray) -> bool:
     return _mouth_opening(points) > 1.0
 
 
-def _polygon_box(polygon: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """x0, y0, x1, y1: the polygon's bounding box grown by 2–3 px (room for its anti-aliased edge), in the image."""
-    x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 2, 0)
-    x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + 3, (shape[1], shape[0]))
+def _polygon_box(polygon: np.ndarray, shape: tuple[int, ...], grow: int = 2) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1: the polygon's bounding box grown by `grow` px (by default, room for its anti-aliased edge),
+    in the image."""
+    x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - grow, 0)
+    x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + grow + 1, (shape[1], shape[0]))
     return int(x0), int(y0), int(x1), int(y1)
 
 
@@ -170,7 +173,7 @@ class _Look:
     mask: np.ndarray | None  # the person mask, laid over `plate`
     plate: np.ndarray | None  # the background with the person painted out
     lip_colour: np.ndarray
-    lip_chroma: float  # the median chroma of the portrait's lip band: the interior never has more
+    lip_chroma: float  # the median chroma of the portrait's lip band: the interior's colour is measured against it
     greyscale: bool
     softness: float  # Gaussian σ of the portrait's blur (the mouth interior is matched to it)
     own_interior: bool  # the portrait shows its teeth
@@ -264,8 +267,9 @@ class WarpAnimator:
             softness=interior_softness(avatar.image, lm),
             # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
             own_interior=_mouth_open(lm),
+            # A mouth only parted (a blurred portrait's lips read apart) has no teeth to lend: only a grin's do.
             own_teeth=OwnTeeth.of(avatar.image, lm[T.UPPER_LIP_CHAIN, :2], lm[T.LOWER_LIP_CHAIN, :2])
-            if _mouth_open(lm)
+            if _mouth_opening(lm) >= OWN_TEETH_FADE[1]
             else None,
             eye_gaps=self._eye_gaps,
             lash_colours=[self._lash_colour(avatar.image, lm[contour, :2]) for contour in (T.RIGHT_EYE, T.LEFT_EYE)],
@@ -317,7 +321,7 @@ class WarpAnimator:
         if self.avatar is None:
             raise RuntimeError("WarpAnimator.prepare(avatar) must be called first")
         size = self.avatar.size
-        dst = self._targets(motion.landmarks.astype(np.float64))
+        dst = self._targets(motion.landmarks.astype(np.float64), motion.driver_stretch)
         grid = min(self.config.warp.grid, size)
         cell = size / grid
         affines, ok = triangle_affines(dst, self._src, self._triangles)
@@ -405,8 +409,9 @@ class WarpAnimator:
         map_y = ident[:, None] + dy * keep + blur_y * (1 - keep)
         return map_x.astype(np.float32), map_y.astype(np.float32)
 
-    def _targets(self, landmarks: np.ndarray) -> np.ndarray:
-        """Where every control point goes: landmarks as given, the rings (partly) with the head, border fixed."""
+    def _targets(self, landmarks: np.ndarray, driver_stretch: np.ndarray | None) -> np.ndarray:
+        """Where every control point goes: landmarks as given (skin stretched no further than it may be), the rings
+        (partly) with the head, border fixed."""
         scale, rot, trans = fit_pose(landmarks)
         ring_now = from_canonical(self._ring_canon, scale, rot, trans)[:, :2] + self._ring_shift
         ring_src = self._src[self._ring_slice]
@@ -424,8 +429,11 @@ class WarpAnimator:
         ring[outer] = push_out_of_hull(ring[outer], np.concatenate([landmarks[self._outline, :2], ring[inner]]))
         ring = np.clip(ring, *self._ring_box)
         rigid, iod = self.rigid_head(scale, rot, trans)
-        points = landmarks[:, :2] if self._limiter is None else self._limiter(rigid, landmarks, iod)
-        self.last_tears = tears(rigid, points, self._skin, iod)
+        limited = self._limiter is not None
+        points = self._limiter(rigid, landmarks, iod, driver_stretch) if limited else landmarks[:, :2]
+        self.last_tears = (
+            0 if limited and self._limiter.converged else tears(rigid, points, self._skin, iod, driver_stretch)
+        )
         points = irises_follow_lids(points, self._eye_gaps)
         dst = np.concatenate([points, ring, self._fixed])
         unfold(dst, self._src, self._background, self._is_ring, self._ring_box)
@@ -476,7 +484,9 @@ class WarpAnimator:
         lend = float(_smoothstep(np.array(opening), *OWN_TEETH_FADE)) if look.own_interior else 1.0
         if lend <= 0.0:
             return
-        x0, y0, x1, y1 = _polygon_box(inner, out.shape)
+        iod = float(np.linalg.norm(dst[T.RIGHT_EYE_OUTER] - dst[T.LEFT_EYE_OUTER]))
+        rim = RIM_IOD * iod
+        x0, y0, x1, y1 = _polygon_box(inner, out.shape, grow=2 + int(np.ceil(rim)))
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
         local = dst - (x0, y0)
@@ -491,15 +501,20 @@ class WarpAnimator:
             map_x, map_y = backward_map(index_map, affines, 1.0)
             interior = cv2.remap(driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             driver_lip = self._mean_lip_colour(driver.image, driver_lm)
-            interior = match_lip_colour(interior, driver_lip, look.lip_colour, look.lip_chroma)
+            driver_chroma = lip_band_chroma(driver.image, driver_lm[T.OUTER_LIPS], driver_lm[T.INNER_LIPS])
+            interior = match_lip_colour(interior, driver_lip, look.lip_colour, (driver_chroma, look.lip_chroma))
             if look.greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
                 interior = grey(interior)
             if look.softness > 0.0:  # as soft as the portrait: crisp teeth on a blurred face look pasted on
                 interior = cv2.GaussianBlur(np.ascontiguousarray(interior, np.float32), (0, 0), look.softness)
             if look.own_teeth is not None:
-                interior = look.own_teeth.lay(interior, local[T.UPPER_LIP_CHAIN], local[T.LOWER_LIP_CHAIN])
+                interior = look.own_teeth.lay(interior, local[T.UPPER_LIP_CHAIN])
         else:
             interior = np.broadcast_to(look.lip_colour * 0.25, region.shape)
-        iod = float(np.linalg.norm(dst[T.RIGHT_EYE_OUTER] - dst[T.LEFT_EYE_OUTER]))
-        alpha = soft_edge(mask, RIM_IOD * iod)[..., None] * lend
-        region[:] = (region * (1 - alpha) + interior * alpha).astype(np.uint8)
+        # Inside the lips the interior fades in from the avatar's own lips at their edge (their colour round each
+        # point, carried in): the driver's lip rim and the portrait's stretched lip crease (a dark ring round a
+        # pasted-in mouth) are never seen, and no outline shows where the lips end.
+        depth = soft_edge(mask, rim)[..., None]
+        fill = lips_round(region, mask, rim, look.lip_colour) * (1 - depth) + interior * depth
+        alpha = mask.astype(np.float32)[..., None] * (lend / 255.0)
+        region[:] = (region * (1 - alpha) + fill * alpha).astype(np.uint8)

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from avatarcam.config import RetargetConfig
+from avatarcam.motion.stretch import DEGENERATE_IOD2, skin_triangles, stretch
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import (
     canonical_shape,
@@ -84,6 +85,7 @@ class Retargeter:
         self._lost_since: float | None = None
         self._lower_face = lower_face_indices()
         self._room: np.ndarray | None = None
+        self._skin = skin_triangles()
 
     def set_avatar(self, face: Face, size: int | None = None) -> None:
         """`size`: the avatar image's side, when its head must stay inside it."""
@@ -129,7 +131,14 @@ class Retargeter:
             self._shape_delta(shape, ref),
         )
         self._last = change
-        return self._motion(change, tracked=True)
+        motion = self._motion(change, tracked=True)
+        # How far the driver's own skin stretches beyond its neutral held rigid in this pose, triangle by triangle,
+        # measured in its image as the animator measures the avatar's: the avatar's may stretch as far.
+        # Every triangle is measured, however thin: the avatar's own, just over the animator's size floor where the
+        # driver's was just under it, would otherwise be held to the bare limit.
+        rigid = from_canonical(ref.shape, face.scale, face.rotation, face.translation)
+        motion.driver_stretch = stretch(rigid, face.landmarks, self._skin, DEGENERATE_IOD2 * face.scale * face.scale)
+        return motion
 
     def _settle_reference(self, shape: np.ndarray, ref: _Reference, t: float) -> None:
         """Replaces the parts of the driver's reference that caught a passing expression (a word, a blink)."""

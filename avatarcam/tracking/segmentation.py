@@ -8,6 +8,13 @@ import numpy as np
 from avatarcam.tracking.facemesh import quiet_native_stderr
 
 MIN_PERSON_SHARE = 0.02  # below this the segmenter has missed the person: better no mask than a wrong one
+# The segmenter's edge can fall a few pixels short of the person (the default avatar's collar rim): what lies in
+# a thin band outside it (EDGE_BAND, share of the image side) and stands out from the background round it by more
+# than EDGE_CONTRAST (8-bit, any channel) is claimed as person. Left out, such a rim stayed in the background plate
+# and showed as a ghost arc behind the neck once the person moved off it.
+EDGE_BAND = 0.012
+EDGE_CONTRAST = 40.0
+EDGE_SIZE = 256  # side at which the band is looked at
 
 
 def person_mask(image: np.ndarray) -> np.ndarray | None:
@@ -20,7 +27,24 @@ def person_mask(image: np.ndarray) -> np.ndarray | None:
     if float(mask.mean()) < MIN_PERSON_SHARE:
         return None
     # A firmer edge: a wide soft band would blend plate into pixels the warp leaves in place.
-    return np.clip((mask - 0.5) * 3.0 + 0.5, 0.0, 1.0)
+    mask = np.clip((mask - 0.5) * 3.0 + 0.5, 0.0, 1.0)
+    return np.maximum(mask, claimed_edges(image, mask))
+
+
+def claimed_edges(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """H×W float32: 1 where a pixel just outside the `mask` (within EDGE_BAND) differs from the background beyond
+    the band (a push-pull fill from there) by more than EDGE_CONTRAST: part of the person the segmenter left out."""
+    h, w = mask.shape
+    scale = EDGE_SIZE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    person = (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0.5).astype(np.uint8)
+    reach = max(1, round(EDGE_BAND * EDGE_SIZE))
+    grown = cv2.dilate(person, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    band = grown > person
+    background = push_pull(small, 1.0 - grown.astype(np.float32))  # what lies beyond the band, carried into it
+    claimed = band & (np.abs(small - background).max(axis=2) > EDGE_CONTRAST)
+    return cv2.resize(claimed.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def clean_plate(image: np.ndarray, mask: np.ndarray, zone: np.ndarray) -> np.ndarray:
