@@ -6,11 +6,11 @@ import numpy as np
 from face_edits import shape_of, with_shape
 
 from avatarcam.animators.limits import PINNED, StretchLimiter
-from avatarcam.motion.stretch import STRETCH_LIMIT, skin_triangles, stretch, tears
 from avatarcam.animators.warp import MAX_SQUEEZE, WarpAnimator
 from avatarcam.config import AnimatorConfig, RetargetConfig, WarpConfig
 from avatarcam.motion import expressions
 from avatarcam.motion.retarget import Retargeter
+from avatarcam.motion.stretch import STRETCH_LIMIT, skin_triangles, stretch, tears
 from avatarcam.tracking import topology as T
 from avatarcam.tracking.geometry import fit_pose
 from avatarcam.types import Avatar, Face, Motion
