@@ -25,7 +25,10 @@ MAX_INTERIOR_BLUR = 1.5
 # hot-pink tongue no longer colours a pale-lipped avatar's mouth, and the same face (self-reenactment) keeps its
 # own interior exactly.
 LIP_CHROMA_MARGIN = 4.0
-TEETH_CONTRAST = 60.0  # 8-bit luminance by which the portrait's own teeth outshine the driver's interior to replace it
+# 8-bit luminance by which the portrait's own teeth must outshine the driver's interior to be laid over it, and to
+# be laid over it fully: only over a dark cavity (laid wherever they were lighter at all, from 0 to 60, they
+# covered the same face's own teeth and lips in self-reenactment: AKD 1.1886 → 1.1946, P99F 13.48 → 13.52).
+TEETH_CONTRAST = (40.0, 100.0)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SHARP_BLUR_SCALE = 0.7  # what blur_scale reads on a sharp photo (Sobel's own smoothing, the content's edges)
 
@@ -152,10 +155,11 @@ class OwnTeeth:
         move = _similarity(self.upper_lip, upper_lip)
         row = cv2.warpAffine(self.patch, move, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         alpha = cv2.warpAffine(self.mask, move, size, flags=cv2.INTER_LINEAR)
-        # Only where the row is brighter than what the driver shows there (its teeth over a dark cavity): where the
-        # driver shows teeth of its own (the same face, in self-reenactment) they stay.
+        # Only where the row is much lighter than what the driver shows there (its teeth over a dark cavity): where
+        # the driver shows teeth or lips of its own (the same face, in self-reenactment) they stay.
         lighter = (row - interior) @ LUMA
-        alpha = (alpha * np.clip(lighter / TEETH_CONTRAST, 0.0, 1.0))[..., None]
+        low, high = TEETH_CONTRAST
+        alpha = (alpha * np.clip((lighter - low) / (high - low), 0.0, 1.0))[..., None]
         return interior * (1 - alpha) + row * alpha
 
 
