@@ -20,7 +20,7 @@ from avatarcam.animators.folds import folded, push_out_of_hull, push_outside, un
 from avatarcam.animators.interior import (
     OwnTeeth,
     interior_softness,
-    lip_band_chroma,
+    lip_look,
     lips_round,
     match_lip_colour,
     soft_edge,
@@ -257,12 +257,13 @@ class WarpAnimator:
             face_area = np.zeros((size, size), np.float32)
             cv2.fillConvexPoly(face_area, np.round(lm[outline, :2]).astype(np.int32), 1.0)
             plate = clean_plate(avatar.image, np.maximum(avatar.mask, face_area), np.maximum(zone, face_area))
+        lip_colour, lip_chroma = lip_look(avatar.image, lm)
         self._look = _Look(
             image=avatar.image,
             mask=avatar.mask,
             plate=plate,
-            lip_colour=self._mean_lip_colour(avatar.image, lm),
-            lip_chroma=lip_band_chroma(avatar.image, lm[T.OUTER_LIPS, :2], lm[T.INNER_LIPS, :2]),
+            lip_colour=lip_colour,
+            lip_chroma=lip_chroma,
             greyscale=is_greyscale(avatar.image),
             softness=interior_softness(avatar.image, lm),
             # A portrait that already shows its teeth keeps its own (stretched) interior when there is no driver.
@@ -456,21 +457,6 @@ class WarpAnimator:
         light = pixels.sum(axis=1)
         return pixels[light <= np.percentile(light, 20)].mean(axis=0)
 
-    @staticmethod
-    def _mean_lip_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
-        # Measured inside the lips' bounding box: a full-frame mask cost ~1 ms per open-mouth frame on a 720p camera.
-        outer = np.round(lm[T.OUTER_LIPS, :2]).astype(np.int32)
-        inner = np.round(lm[T.INNER_LIPS, :2]).astype(np.int32)
-        h, w = image.shape[:2]
-        x0, y0 = np.clip(outer.min(axis=0), 0, (w, h))
-        x1, y1 = np.clip(outer.max(axis=0) + 1, 0, (w, h))
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [outer - (x0, y0)], 1)
-        cv2.fillPoly(mask, [inner - (x0, y0)], 0)
-        if mask.sum() < 4:
-            return np.array([150.0, 80.0, 80.0])
-        return image[y0:y1, x0:x1][mask > 0].reshape(-1, 3).mean(axis=0)
-
     def _fill_mouth(self, out: np.ndarray, plan: WarpPlan) -> None:
         """Paints a mouth interior inside the target inner-lip polygon when the mouth is open."""
         dst, driver, face, look = plan.dst, plan.driver, plan.driver_face, plan.look
@@ -500,8 +486,7 @@ class WarpAnimator:
             index_map[index_map < 0] = order[0] if len(order) else -1
             map_x, map_y = backward_map(index_map, affines, 1.0)
             interior = cv2.remap(driver.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            driver_lip = self._mean_lip_colour(driver.image, driver_lm)
-            driver_chroma = lip_band_chroma(driver.image, driver_lm[T.OUTER_LIPS], driver_lm[T.INNER_LIPS])
+            driver_lip, driver_chroma = lip_look(driver.image, driver_lm)
             interior = match_lip_colour(interior, driver_lip, look.lip_colour, (driver_chroma, look.lip_chroma))
             if look.greyscale:  # a black-and-white photo stays black and white, teeth and tongue included
                 interior = grey(interior)
