@@ -1,10 +1,10 @@
 """`avatarcam sheet`: the hard moments of driver clips on a set of hard portraits, as one PNG grid.
 
 Rows are portraits (the portrait itself first), columns the moments picked from each driver's tracked landmarks
-(first frame, mouth widest open, brows highest, widest grimace, head turned furthest each way, eyes most
-shut); the top row shows the driver at
-each moment. Every avatar frame comes out of the same stages as `avatarcam render`, run over the clip in order up
-to the moment, so filters and references are as in a real run. Deterministic: run it at two commits to compare.
+(first frame, mouth widest open, brows highest, widest grimace, head turned furthest each way, eyes most shut);
+the top row shows the driver at each moment. Every avatar frame comes out of the same stages as `avatarcam render`,
+run over the clip in order up to the moment, so filters and references are as in a real run. Deterministic: run it
+at two commits to compare.
 """
 
 from __future__ import annotations

@@ -228,13 +228,18 @@ def _mouth_open(lm: np.ndarray) -> bool:
     return float(np.linalg.norm(lm[13] - lm[14])) >= MOUTH_OPEN_IOD * float(np.linalg.norm(lm[33] - lm[263]))
 
 
+def _polygon_mask(lm: np.ndarray, polygon: list[int], shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(lm[polygon, :2]).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
 def _mean_mouth_ab(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
     """Mean (a, b) inside the inner-lip polygon, or None when the polygon covers no pixel."""
-    mask = np.zeros(image.shape[:2], dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(lm[INNER_LIPS]).astype(np.int32)], 1)
+    mask = _polygon_mask(lm, INNER_LIPS, image.shape)
     if not mask.any():
         return None
-    return to_lab(image)[mask.astype(bool)][:, 1:].mean(axis=0)
+    return to_lab(image)[mask][:, 1:].mean(axis=0)
 
 
 def mouth_colour(
@@ -253,12 +258,6 @@ def mouth_colour(
         "MOUTHC": _mean_or_nan(distances),
         "MOUTHC_MAX": float(np.percentile(distances, 95)) if distances else math.nan,
     }
-
-
-def _polygon_mask(lm: np.ndarray, polygon: list[int], shape: tuple[int, ...]) -> np.ndarray:
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(lm[polygon, :2]).astype(np.int32)], 1)
-    return mask.astype(bool)
 
 
 def lip_chroma(portrait: np.ndarray, lm: np.ndarray) -> float:

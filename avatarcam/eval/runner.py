@@ -33,13 +33,8 @@ from avatarcam.train.talking_head.finetune import ensure_finetuned
 from avatarcam.types import Avatar, Frame
 
 log = logging.getLogger(__name__)
-WORST_METRICS = (
-    "P99F",
-    "MOUTHC_MAX",
-    "GRAYC",
-    "LIPSAT",
-    "MOUTHSAT",
-)  # results.md lists the clips that score worst on each
+# results.md lists the clips that score worst on each
+WORST_METRICS = ("P99F", "MOUTHC_MAX", "GRAYC", "LIPSAT", "MOUTHSAT")
 WORST_COUNT = 5
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
 # Clips whose first frame is turned further than this are also scored apart: a warp cannot show the side such a
